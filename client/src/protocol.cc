@@ -3,7 +3,7 @@
 
 #include <bit>
 #include <cstring>
-#include <format>
+#include <string>
 
 namespace switchboard::protocol {
 namespace {
@@ -72,6 +72,18 @@ class body_cursor {
   std::size_t _pos = 0;
 };
 
+// Small message builder: the codec is a public library, so it avoids a formatting dependency.
+std::string cat(std::initializer_list<std::string_view> parts) {
+  std::string out;
+  for (auto p : parts) out += p;
+  return out;
+}
+std::string num(std::size_t v) { return std::to_string(v); }
+std::string hex2(std::uint8_t v) {
+  constexpr char digits[] = "0123456789abcdef";
+  return {digits[v >> 4], digits[v & 0xf]};
+}
+
 std::string_view type_name(frame_type t) {
   switch (t) {
     case frame_type::hello: return "HELLO";
@@ -108,8 +120,8 @@ std::expected<std::optional<frame>, decode_error> frame_reader::next() {
   const std::size_t left = _bytes.size() - at;
   if (left < header_bytes) {
     return fail(decode_errc::truncated,
-                std::format("record at offset {} is truncated: header needs {} bytes, {} left", at,
-                            header_bytes, left));
+                cat({"record at offset ", num(at), " is truncated: header needs ", num(header_bytes), " bytes, ",
+                     num(left), " left"}));
   }
   body_cursor head(_bytes.substr(at, header_bytes));
   std::uint8_t type_byte = 0;
@@ -122,22 +134,22 @@ std::expected<std::optional<frame>, decode_error> frame_reader::next() {
   head.get(body_len);
   if (reserved != 0) {
     return fail(decode_errc::bad_reserved,
-                std::format("record at offset {} has a non-zero reserved header field", at));
+                cat({"record at offset ", num(at), " has a non-zero reserved header field"}));
   }
   if (body_len > max_body_bytes) {
-    return fail(decode_errc::too_large, std::format("record at offset {} declares a {}-byte body (limit {})",
-                                                    at, body_len, max_body_bytes));
+    return fail(decode_errc::too_large, cat({"record at offset ", num(at), " declares a ", num(body_len),
+                                             "-byte body (limit ", num(max_body_bytes), ")"}));
   }
   if (left - header_bytes < body_len) {
     return fail(decode_errc::truncated,
-                std::format("record at offset {} is truncated: body needs {} bytes, {} left", at, body_len,
-                            left - header_bytes));
+                cat({"record at offset ", num(at), " is truncated: body needs ", num(body_len), " bytes, ",
+                     num(left - header_bytes), " left"}));
   }
   const auto type = static_cast<frame_type>(type_byte);
   body_cursor b(_bytes.substr(at + header_bytes, body_len));
   auto bad = [&](std::string_view what) {
     return fail(decode_errc::bad_length,
-                std::format("{} record at offset {} is malformed: {}", type_name(type), at, what));
+                cat({type_name(type), " record at offset ", num(at), " is malformed: ", what}));
   };
   std::optional<frame> out;
   switch (type) {
@@ -246,7 +258,7 @@ std::expected<std::optional<frame>, decode_error> frame_reader::next() {
     }
     default:
       return fail(decode_errc::unknown_type,
-                  std::format("record at offset {} has unknown type 0x{:02x}", at, type_byte));
+                  cat({"record at offset ", num(at), " has unknown type 0x", hex2(type_byte)}));
   }
   _pos = at + header_bytes + body_len;
   return out;

@@ -1,0 +1,80 @@
+#include "broker/router/router.h"
+
+#include "broker/router/shard.h"
+#include "broker/router/topic.h"
+
+namespace switchboard::router {
+
+router::router(router_options opts) : _opts(opts) {
+  if (_opts.shards == 0) _opts.shards = 1;
+  for (unsigned i = 0; i < _opts.shards; ++i) _shards.push_back(std::make_unique<shard>(*this, i));
+}
+
+router::~router() { stop(); }
+
+router::producer& router::add_producer() {
+  auto p = std::make_unique<producer>();
+  p->_router = this;
+  p->_index = static_cast<unsigned>(_producers.size());
+  for (auto& s : _shards) s->add_inbound(_opts.queue_capacity);
+  _producers.push_back(std::move(p));
+  return *_producers.back();
+}
+
+bool router::producer::try_submit(unsigned shard, command& cmd) {
+  return _router->_shards[shard]->try_submit(_index, cmd);
+}
+
+void router::start(std::function<void()> wake_consumer) {
+  _wake_consumer = std::move(wake_consumer);
+  for (auto& s : _shards) s->start();
+  _started = true;
+}
+
+void router::stop() {
+  if (!_started) return;
+  _started = false;
+  for (auto& s : _shards) s->stop();
+}
+
+unsigned router::shards() const noexcept { return static_cast<unsigned>(_shards.size()); }
+
+unsigned router::shard_of(std::string_view channel) const noexcept {
+  return _shards.size() == 1 ? 0 : ::switchboard::router::shard_of(channel, shards());
+}
+
+std::optional<outbound> router::try_take(unsigned shard) { return _shards[shard]->try_take(); }
+
+bool router::consumer_try_idle() {
+  _consumer_idle.store(true, std::memory_order_seq_cst);
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  for (auto& s : _shards) {
+    if (s->has_output()) {
+      _consumer_idle.store(false, std::memory_order_relaxed);
+      return false;
+    }
+  }
+  return true;
+}
+
+void router::consumer_awake() noexcept { _consumer_idle.store(false, std::memory_order_relaxed); }
+
+void router::notify_consumer() {
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  if (_consumer_idle.load(std::memory_order_relaxed) && _consumer_idle.exchange(false)) _wake_consumer();
+}
+
+shard_stats router::snapshot() const {
+  shard_stats total;
+  for (const auto& s : _shards) {
+    const auto one = s->snapshot();
+    total.published += one.published;
+    total.delivered += one.delivered;
+    total.channels += one.channels;
+  }
+  // Every shard holds every subscription (patterns may match any shard's channels): count once.
+  total.subscriptions = _shards.front()->snapshot().subscriptions;
+  return total;
+}
+
+}  // namespace switchboard::router

@@ -1,0 +1,42 @@
+// Broker options. Every field is also a command-line flag and a key in conf/switchboard.conf
+// (same name with dashes); defaults here are the documented defaults.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+namespace switchboard::server {
+
+struct options {
+  // Client protocol endpoint (ZeroMQ syntax). `tcp://127.0.0.1:*` binds a free port (tests).
+  std::string bind = "tcp://127.0.0.1:7400";
+  // Admin HTTP API. Port 0 picks a free one.
+  std::string admin_bind = "127.0.0.1";
+  std::uint16_t admin_port = 7401;
+  // Bearer token for the admin API and the protocol HELLO; empty = no authentication.
+  std::string admin_token;
+  // RocksDB directory; ignored with memory = true.
+  std::string data_dir = "./data";
+  bool memory = false;
+  // Router shard threads; 0 = hardware threads - 1 (at least 1). More shards = more parallel
+  // channels, but each shard is one more thread competing for cores.
+  unsigned shards = 0;
+  // Largest accepted event payload; larger ones get ERR payload_too_large.
+  std::size_t max_payload_bytes = 1 << 20;
+  // Events a subscriber connection may have queued in the broker before its slow-consumer policy
+  // applies. Larger = more tolerance for bursts, more memory per slow client.
+  std::size_t subscriber_queue = 1 << 16;
+  // Batches (ZeroMQ messages) the socket buffers per client before the broker's own per-client
+  // queue starts to fill; this adds to subscriber_queue. Smaller = slow consumers detected sooner.
+  std::size_t socket_hwm = 1000;
+  // Default policy for a subscriber that falls behind: "disconnect" or "drop_oldest".
+  std::string slow_consumer = "disconnect";
+  // Heartbeat interval the broker assumes when a client's HELLO says 0; a client silent for three
+  // of its intervals is dropped and its subscriptions removed.
+  std::uint32_t heartbeat_ms = 5000;
+  // trace, debug, info, warn, error, off.
+  std::string log_level = "info";
+};
+
+}  // namespace switchboard::server

@@ -1,0 +1,672 @@
+#include "broker/transport/transport.h"
+
+#include <fmt/format.h>
+#include <simdjson.h>
+#include <spdlog/spdlog.h>
+#include <sys/eventfd.h>
+#include <switchboard/protocol.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <deque>
+#include <thread>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+#include <zmq.hpp>
+
+#include "broker/router/topic.h"
+
+namespace switchboard::transport {
+
+namespace proto = switchboard::protocol;
+using clock = std::chrono::steady_clock;
+
+namespace {
+
+std::uint64_t unix_ns() {
+  return static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
+          .count());
+}
+
+// Hands a std::string to ZeroMQ without copying; ZeroMQ frees it (possibly on its I/O thread).
+zmq::message_t adopt(std::string&& bytes) {
+  auto* owned = new std::string(std::move(bytes));
+  return zmq::message_t(
+      owned->data(), owned->size(), [](void*, void* hint) { delete static_cast<std::string*>(hint); }, owned);
+}
+
+struct parsed_sub_options {
+  router::slow_policy policy;
+};
+
+// SUB options: a JSON object (or empty). Unknown members are an error so typos do not pass silently.
+std::expected<parsed_sub_options, std::string> parse_sub_options(simdjson::ondemand::parser& parser,
+                                                                 std::string_view text,
+                                                                 router::slow_policy default_policy) {
+  parsed_sub_options out{default_policy};
+  if (text.find_first_not_of(" \t\r\n") == std::string_view::npos) return out;
+  simdjson::padded_string padded(text);
+  simdjson::ondemand::document doc;
+  if (parser.iterate(padded).get(doc) != simdjson::SUCCESS) return std::unexpected("options are not valid JSON");
+  simdjson::ondemand::object obj;
+  if (doc.get_object().get(obj) != simdjson::SUCCESS) return std::unexpected("options must be a JSON object");
+  for (auto field : obj) {
+    std::string_view key;
+    if (field.unescaped_key().get(key) != simdjson::SUCCESS) return std::unexpected("options are not valid JSON");
+    if (key == "slow_consumer") {
+      std::string_view v;
+      if (field.value().get_string().get(v) != simdjson::SUCCESS)
+        return std::unexpected("option slow_consumer must be a string");
+      if (v == "disconnect") {
+        out.policy = router::slow_policy::disconnect;
+      } else if (v == "drop_oldest") {
+        out.policy = router::slow_policy::drop_oldest;
+      } else {
+        return std::unexpected(
+            fmt::format("option slow_consumer must be \"disconnect\" or \"drop_oldest\", not \"{}\"", v));
+      }
+    } else {
+      return std::unexpected(fmt::format("unknown option \"{}\"", key));
+    }
+  }
+  return out;
+}
+
+std::string_view client_frame_error(const proto::frame& f) {
+  return std::visit(
+      [](const auto& v) -> std::string_view {
+        using T = std::decay_t<decltype(v)>;
+        if constexpr (std::is_same_v<T, proto::welcome>) return "WELCOME";
+        if constexpr (std::is_same_v<T, proto::event>) return "EVENT";
+        if constexpr (std::is_same_v<T, proto::puback>) return "PUBACK";
+        if constexpr (std::is_same_v<T, proto::error>) return "ERR";
+        if constexpr (std::is_same_v<T, proto::pong>) return "PONG";
+        if constexpr (std::is_same_v<T, proto::notice>) return "NOTICE";
+        if constexpr (std::is_same_v<T, proto::suback>) return "SUBACK";
+        return {};
+      },
+      f);
+}
+
+}  // namespace
+
+struct transport::impl {
+  struct pending_message {
+    zmq::message_t body;
+    std::uint32_t events = 0;
+    bool droppable = true;
+  };
+  struct connection {
+    router::conn_id id = 0;
+    std::string identity;
+    clock::time_point last_seen;
+    std::chrono::milliseconds heartbeat{0};
+    std::unordered_set<std::uint32_t> subs;
+    std::deque<pending_message> pending;
+    std::size_t pending_events = 0;
+  };
+  enum class barrier_kind : std::uint8_t { suback, pong };
+  struct barrier_wait {
+    router::conn_id conn = 0;
+    barrier_kind kind = barrier_kind::pong;
+    std::uint64_t value = 0;  // sub_id or nonce
+    unsigned remaining = 0;
+  };
+  // A last message for a session we already forgot (ERR slow_consumer), retried until it fits.
+  struct farewell {
+    std::string identity;
+    std::string bytes;
+    clock::time_point deadline;
+  };
+
+  transport_options opts;
+  router::router& rt;
+  router::router::producer& producer;
+  zmq::context_t ctx{1};
+  zmq::socket_t sock;
+  std::string endpoint;
+  int wake_fd = -1;
+  std::jthread thread;
+  std::atomic<bool> accepting{true};
+  std::atomic<bool> quiesced{false};
+  std::atomic<bool> stopping{false};
+
+  // Transport-thread state.
+  std::unordered_map<std::string, router::conn_id> by_identity;
+  std::unordered_map<router::conn_id, connection> conns;
+  std::unordered_map<std::uint64_t, barrier_wait> barriers;
+  std::unordered_set<router::conn_id> stalled;
+  std::vector<farewell> farewells;
+  router::conn_id next_conn = 1;
+  std::uint64_t next_token = 1;
+  clock::time_point next_sweep;
+  simdjson::ondemand::parser json;
+  std::string scratch;  // reply records being assembled for one client message
+
+  struct counters {
+    std::atomic<std::uint64_t> delivered{0}, bad_frames{0}, rejected_events{0}, reaped{0}, slow_drops{0},
+        slow_disconnects{0}, connections{0}, queued_events{0};
+  } stats;
+
+  impl(transport_options o, router::router& r)
+      : opts(std::move(o)), rt(r), producer(r.add_producer()), sock(ctx, zmq::socket_type::router) {}
+
+  static void bump(std::atomic<std::uint64_t>& c, std::uint64_t n = 1) noexcept {
+    c.store(c.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+  }
+
+  // ---------------------------------------------------------------- sending
+  enum class send_result : std::uint8_t { sent, full, gone };
+
+  // Sends one message to a session, or queues it when the client's pipe is full. May end the
+  // session (peer gone, or slow-consumer disconnect): callers must not use `c` afterwards.
+  void send_to(connection& c, zmq::message_t&& body, std::uint32_t events, bool droppable) {
+    const auto id = c.id;
+    if (c.pending.empty()) {
+      const auto r = try_send(c.identity, body);
+      if (r == send_result::sent) {
+        bump(stats.delivered, events);
+        return;
+      }
+      if (r == send_result::gone) {
+        forget(id, "peer disconnected");
+        return;
+      }
+    }
+    c.pending.push_back(pending_message{std::move(body), events, droppable});
+    c.pending_events += events;
+    bump(stats.queued_events, events);
+    stalled.insert(id);
+    if (c.pending_events > opts.subscriber_queue) overflow(c);
+  }
+
+  void send_to(connection& c, std::string&& bytes) { send_to(c, adopt(std::move(bytes)), 0, false); }
+
+  // Never blocks; on `full` the message is left intact for a retry.
+  send_result try_send(const std::string& identity, zmq::message_t& body) {
+    try {
+      if (!sock.send(zmq::buffer(identity), zmq::send_flags::sndmore | zmq::send_flags::dontwait)) {
+        return send_result::full;
+      }
+      // The identity frame went out; the body frame cannot fail with EAGAIN now.
+      (void)sock.send(body, zmq::send_flags::dontwait);
+      return send_result::sent;
+    } catch (const zmq::error_t& e) {
+      if (e.num() == EHOSTUNREACH) return send_result::gone;
+      throw;
+    }
+  }
+
+  void overflow(connection& c) {
+    while (c.pending_events > opts.subscriber_queue && !c.pending.empty() && c.pending.front().droppable) {
+      const auto n = c.pending.front().events;
+      c.pending.pop_front();
+      c.pending_events -= n;
+      bump(stats.slow_drops, n);
+      stats.queued_events.store(stats.queued_events.load(std::memory_order_relaxed) - n, std::memory_order_relaxed);
+    }
+    if (c.pending_events <= opts.subscriber_queue) return;
+    const auto missed = c.pending_events;
+    spdlog::warn("slow consumer {}: {} events queued (limit {}), dropping its session", c.id, missed,
+                 opts.subscriber_queue);
+    bump(stats.slow_disconnects);
+    std::string bytes;
+    const auto msg = fmt::format("subscriber fell {} events behind (limit {}); its subscriptions were dropped",
+                                 missed, opts.subscriber_queue);
+    proto::frame_writer(bytes).write(proto::error{.ref = 0, .code = "slow_consumer", .message = msg});
+    farewells.push_back({c.identity, std::move(bytes), clock::now() + std::chrono::seconds(2)});
+    forget(c.id, "slow consumer");
+  }
+
+  void retry_stalled() {
+    std::vector<router::conn_id> gone;
+    for (auto it = stalled.begin(); it != stalled.end();) {
+      auto c = conns.find(*it);
+      if (c == conns.end()) {
+        it = stalled.erase(it);
+        continue;
+      }
+      auto& q = c->second.pending;
+      auto r = send_result::sent;
+      while (!q.empty() && (r = try_send(c->second.identity, q.front().body)) == send_result::sent) {
+        const auto n = q.front().events;
+        bump(stats.delivered, n);
+        c->second.pending_events -= n;
+        stats.queued_events.store(stats.queued_events.load(std::memory_order_relaxed) - n, std::memory_order_relaxed);
+        q.pop_front();
+      }
+      if (r == send_result::gone) gone.push_back(c->first);
+      it = q.empty() ? stalled.erase(it) : std::next(it);
+    }
+    for (auto id : gone) forget(id, "peer disconnected");
+    const auto now = clock::now();
+    std::erase_if(farewells, [&](farewell& f) {
+      zmq::message_t body(f.bytes.data(), f.bytes.size());
+      return try_send(f.identity, body) != send_result::full || now > f.deadline;
+    });
+  }
+
+  // ---------------------------------------------------------------- sessions
+  void forget(router::conn_id id, std::string_view why) {
+    auto it = conns.find(id);
+    if (it == conns.end()) return;
+    spdlog::debug("session {} ended: {}", id, why);
+    stats.queued_events.store(stats.queued_events.load(std::memory_order_relaxed) - it->second.pending_events,
+                              std::memory_order_relaxed);
+    by_identity.erase(it->second.identity);
+    conns.erase(it);
+    stalled.erase(id);
+    stats.connections.store(conns.size(), std::memory_order_relaxed);
+    submit_all(router::command{router::drop_connection{id}});
+  }
+
+  void sweep(clock::time_point now) {
+    std::vector<router::conn_id> dead;
+    for (auto& [id, c] : conns) {
+      if (now - c.last_seen > 3 * c.heartbeat) dead.push_back(id);
+    }
+    for (auto id : dead) {
+      spdlog::info("session {} missed 3 heartbeats ({} ms each); dropping it", id, conns.at(id).heartbeat.count());
+      bump(stats.reaped);
+      forget(id, "heartbeat timeout");
+    }
+  }
+
+  // ---------------------------------------------------------------- router hand-off
+  void submit(unsigned shard, router::command&& cmd) {
+    while (!producer.try_submit(shard, cmd)) {
+      // The shard is behind: keep its output moving (it may be waiting on us), then retry.
+      drain_outbound();
+      std::this_thread::yield();
+    }
+  }
+  void submit_all(const router::command& cmd) {
+    for (unsigned s = 0; s < rt.shards(); ++s) submit(s, router::command(cmd));
+  }
+  void barrier(connection& c, barrier_kind kind, std::uint64_t value) {
+    const auto token = next_token++;
+    barriers.emplace(token, barrier_wait{c.id, kind, value, rt.shards()});
+    submit_all(router::command{router::barrier{c.id, token}});
+  }
+
+  bool drain_outbound() {
+    bool any = false;
+    for (unsigned s = 0; s < rt.shards(); ++s) {
+      for (int i = 0; i < 1024; ++i) {
+        auto out = rt.try_take(s);
+        if (!out) break;
+        any = true;
+        deliver(std::move(*out));
+      }
+    }
+    return any;
+  }
+
+  void deliver(router::outbound&& out) {
+    auto c = conns.find(out.conn);
+    if (out.barrier_token) {
+      auto b = barriers.find(*out.barrier_token);
+      if (b == barriers.end() || --b->second.remaining > 0) return;
+      const auto done = b->second;
+      barriers.erase(b);
+      if (c == conns.end()) return;
+      std::string bytes;
+      if (done.kind == barrier_kind::suback) {
+        proto::frame_writer(bytes).write(proto::suback{static_cast<std::uint32_t>(done.value)});
+      } else {
+        proto::frame_writer(bytes).write(proto::pong{done.value});
+      }
+      send_to(c->second, std::move(bytes));
+      return;
+    }
+    if (c == conns.end()) return;  // the session ended while this was in flight
+    send_to(c->second, adopt(std::move(out.bytes)), out.events, out.droppable);
+  }
+
+  // ---------------------------------------------------------------- receiving
+  void reply_error(const std::string& identity, std::uint32_t ref, std::string_view code, std::string_view message) {
+    std::string bytes;
+    proto::frame_writer(bytes).write(proto::error{.ref = ref, .code = code, .message = message});
+    zmq::message_t body = adopt(std::move(bytes));
+    auto it = by_identity.find(identity);
+    if (it != by_identity.end()) {
+      send_to(conns.at(it->second), std::move(body), 0, false);
+    } else if (try_send(identity, body) == send_result::full) {
+      farewells.push_back({identity, std::string(static_cast<const char*>(body.data()), body.size()),
+                           clock::now() + std::chrono::seconds(2)});
+    }
+  }
+
+  bool receive_some() {
+    bool any = false;
+    for (int i = 0; i < 256; ++i) {
+      zmq::message_t identity;
+      if (!sock.recv(identity, zmq::recv_flags::dontwait)) break;
+      any = true;
+      zmq::message_t body;
+      if (identity.more()) (void)sock.recv(body, zmq::recv_flags::none);
+      bool extra = false;
+      for (bool more = body.more(); more;) {
+        zmq::message_t skip;
+        (void)sock.recv(skip, zmq::recv_flags::none);
+        extra = true;
+        more = skip.more();
+      }
+      std::string id = identity.to_string();
+      if (extra) {
+        bump(stats.bad_frames);
+        reply_error(id, 0, "malformed_frame", "a message must be a single frame after the identity");
+        continue;
+      }
+      handle_message(id, std::move(body));
+    }
+    return any;
+  }
+
+  // Pass 1: the whole message must decode, contain only client commands, and (for an unknown
+  // peer) start with HELLO. Nothing runs unless it passes.
+  struct message_shape {
+    bool only_valid_pubs = true;  // every record is a PUB that will be accepted
+    std::uint64_t shard_mask = 0;
+  };
+
+  std::expected<message_shape, std::pair<std::string, std::string>> inspect(std::string_view bytes, bool known) {
+    message_shape shape;
+    proto::frame_reader reader(bytes);
+    bool first = true;
+    for (;;) {
+      const std::size_t at = reader.offset();
+      auto next = reader.next();
+      if (!next) return std::unexpected(std::pair{std::string(next.error().protocol_code()), next.error().message});
+      if (!*next) break;
+      const proto::frame& f = **next;
+      if (auto name = client_frame_error(f); !name.empty()) {
+        return std::unexpected(std::pair{std::string("unknown_command"),
+                                         fmt::format("{} at offset {} is not a client command", name, at)});
+      }
+      const bool is_hello = std::holds_alternative<proto::hello>(f);
+      if (!known && first && !is_hello) {
+        return std::unexpected(std::pair{std::string("hello_required"),
+                                         std::string("this session is unknown to the broker; send HELLO first")});
+      }
+      first = false;
+      if (const auto* pub = std::get_if<proto::publish>(&f)) {
+        if (pub->payload.size() > opts.max_payload_bytes || !router::validate_channel(pub->channel)) {
+          shape.only_valid_pubs = false;
+        } else if (rt.shards() > 1) {
+          shape.shard_mask |= std::uint64_t{1} << rt.shard_of(pub->channel);
+        }
+      } else {
+        shape.only_valid_pubs = false;
+      }
+    }
+    if (rt.shards() == 1) shape.shard_mask = 1;
+    return shape;
+  }
+
+  void handle_message(const std::string& identity, zmq::message_t&& msg) {
+    auto found = by_identity.find(identity);
+    connection* c = found == by_identity.end() ? nullptr : &conns.at(found->second);
+    const std::string_view bytes(static_cast<const char*>(msg.data()), msg.size());
+    auto shape = inspect(bytes, c != nullptr);
+    if (!shape) {
+      if (shape.error().first != "hello_required") bump(stats.bad_frames);
+      spdlog::debug("rejected message from session {}: {} ({})", c ? c->id : 0, shape.error().first,
+                    shape.error().second);
+      reply_error(identity, 0, shape.error().first, shape.error().second);
+      return;
+    }
+    if (c != nullptr) c->last_seen = clock::now();
+    const auto now_ns = unix_ns();
+    auto owner = std::make_shared<zmq::message_t>(std::move(msg));
+    const std::string_view records(static_cast<const char*>(owner->data()), owner->size());
+
+    if (shape->only_valid_pubs) {  // the hot path: one hand-off per shard for the whole batch
+      for (unsigned s = 0; s < rt.shards(); ++s) {
+        if (shape->shard_mask & (std::uint64_t{1} << s)) {
+          submit(s, router::command{router::publish_batch{c->id, owner, records, now_ns}});
+        }
+      }
+      return;
+    }
+
+    // General path: runs of PUB records go to the shards; other records run in order between them.
+    proto::frame_reader reader(records);
+    std::size_t run_begin = 0;
+    std::size_t run_end = 0;
+    auto flush_run = [&] {
+      if (run_end > run_begin && c != nullptr) {
+        submit_all(router::command{router::publish_batch{c->id, owner, records.substr(run_begin, run_end - run_begin),
+                                                         now_ns}});
+      }
+      run_begin = run_end = reader.offset();
+    };
+    for (;;) {
+      const std::size_t at = reader.offset();
+      auto next = reader.next();
+      if (!next || !*next) break;
+      const proto::frame& f = **next;
+      if (const auto* pub = std::get_if<proto::publish>(&f)) {
+        if (run_end != at) run_begin = at;
+        run_end = reader.offset();
+        const auto id = c->id;
+        check_publish(*c, *pub);
+        c = lookup(id);
+      } else {
+        flush_run();
+        c = control(identity, c, f);
+      }
+      if (c == nullptr) return;  // HELLO was refused or the peer vanished: nothing after it may run
+    }
+    flush_run();
+  }
+
+  void check_publish(connection& c, const proto::publish& pub) {
+    if (pub.payload.size() > opts.max_payload_bytes) {
+      bump(stats.rejected_events);
+      send_to(c, error_bytes(pub.request_id, "payload_too_large",
+                             fmt::format("payload of {} bytes on channel \"{}\" exceeds the limit of {} bytes",
+                                         pub.payload.size(), pub.channel, opts.max_payload_bytes)));
+    } else if (auto ok = router::validate_channel(pub.channel); !ok) {
+      bump(stats.rejected_events);
+      send_to(c, error_bytes(pub.request_id, ok.error().code, ok.error().message));
+    }
+  }
+
+  static std::string error_bytes(std::uint32_t ref, std::string_view code, std::string_view message) {
+    std::string bytes;
+    proto::frame_writer(bytes).write(proto::error{.ref = ref, .code = code, .message = message});
+    return bytes;
+  }
+
+  connection* lookup(router::conn_id id) {
+    auto it = conns.find(id);
+    return it == conns.end() ? nullptr : &it->second;
+  }
+
+  // Runs one non-PUB record; returns the session afterwards (new after HELLO, null if it ended).
+  connection* control(const std::string& identity, connection* c, const proto::frame& f) {
+    if (const auto* h = std::get_if<proto::hello>(&f)) return hello(identity, c, *h);
+    if (c == nullptr) return c;  // inspect() guarantees HELLO came first
+    const auto id = c->id;
+    if (const auto* s = std::get_if<proto::subscribe>(&f)) {
+      subscribe(*c, *s);
+    } else if (const auto* u = std::get_if<proto::unsubscribe>(&f)) {
+      if (c->subs.erase(u->sub_id) == 0) {
+        send_to(*c, error_bytes(u->sub_id, "unknown_subscription",
+                                fmt::format("no subscription with id {} on this session", u->sub_id)));
+      } else {
+        submit_all(router::command{router::unsubscribe_command{c->id, u->sub_id}});
+      }
+    } else if (const auto* p = std::get_if<proto::ping>(&f)) {
+      barrier(*c, barrier_kind::pong, p->nonce);
+    }
+    // ACK: at-least-once delivery arrives with durable subscriptions; until then an ACK is a no-op.
+    return lookup(id);
+  }
+
+  connection* hello(const std::string& identity, connection* c, const proto::hello& h) {
+    if (h.version != proto::version) {
+      reply_error(identity, 0, "unsupported_version",
+                  fmt::format("protocol version {} is not supported; this broker speaks version {}", h.version,
+                              proto::version));
+      return c;
+    }
+    if (!opts.token.empty() && h.token != opts.token) {
+      spdlog::warn("HELLO with an invalid token rejected");
+      reply_error(identity, 0, "unauthorized", "invalid token");
+      return c;
+    }
+    if (c != nullptr) forget(c->id, "new HELLO on the same socket");
+    const auto id = next_conn++;
+    connection& fresh = conns[id];
+    fresh.id = id;
+    fresh.identity = identity;
+    fresh.last_seen = clock::now();
+    fresh.heartbeat = std::chrono::milliseconds(h.heartbeat_ms != 0 ? h.heartbeat_ms : opts.heartbeat_ms);
+    by_identity[identity] = id;
+    stats.connections.store(conns.size(), std::memory_order_relaxed);
+    std::string bytes;
+    proto::frame_writer(bytes).write(proto::welcome{.version = proto::version,
+                                                    .heartbeat_ms = static_cast<std::uint32_t>(fresh.heartbeat.count()),
+                                                    .max_payload_bytes = static_cast<std::uint32_t>(opts.max_payload_bytes),
+                                                    .epoch = opts.epoch,
+                                                    .server = opts.server_name});
+    send_to(fresh, std::move(bytes));
+    return lookup(id);
+  }
+
+  void subscribe(connection& c, const proto::subscribe& s) {
+    if (auto ok = router::validate_pattern(s.pattern); !ok) {
+      send_to(c, error_bytes(s.sub_id, ok.error().code, ok.error().message));
+      return;
+    }
+    auto options = parse_sub_options(json, s.options, opts.default_policy);
+    if (!options) {
+      send_to(c, error_bytes(s.sub_id, "invalid_options", options.error()));
+      return;
+    }
+    if (!c.subs.insert(s.sub_id).second) {
+      send_to(c, error_bytes(s.sub_id, "duplicate_subscription",
+                             fmt::format("subscription id {} is already in use on this session", s.sub_id)));
+      return;
+    }
+    submit_all(router::command{router::subscribe_command{c.id, s.sub_id, std::string(s.pattern), options->policy}});
+    barrier(c, barrier_kind::suback, s.sub_id);
+  }
+
+  // ---------------------------------------------------------------- the loop
+  void run(std::stop_token st) {
+    const auto sweep_every = std::chrono::milliseconds(100);
+    next_sweep = clock::now() + sweep_every;
+    zmq::pollitem_t items[] = {{sock.handle(), 0, ZMQ_POLLIN, 0}, {nullptr, wake_fd, ZMQ_POLLIN, 0}};
+    for (;;) {
+      const bool stop_now = st.stop_requested();
+      bool worked = drain_outbound();
+      if (accepting.load(std::memory_order_relaxed)) {
+        worked = receive_some() || worked;
+      } else if (!quiesced.load(std::memory_order_relaxed)) {
+        quiesced.store(true);
+        quiesced.notify_all();
+      }
+      if (!stalled.empty() || !farewells.empty()) retry_stalled();
+      const auto now = clock::now();
+      if (now >= next_sweep) {
+        sweep(now);
+        next_sweep = now + sweep_every;
+      }
+      if (stop_now && !worked) break;  // the router is stopped: its output is drained
+      if (worked) continue;
+      if (!rt.consumer_try_idle()) continue;
+      const auto timeout = (!stalled.empty() || !farewells.empty())
+                               ? std::chrono::milliseconds(1)
+                               : std::chrono::duration_cast<std::chrono::milliseconds>(next_sweep - now);
+      items[0].events = accepting.load(std::memory_order_relaxed) ? ZMQ_POLLIN : 0;
+      zmq::poll(items, 2, std::max(timeout, std::chrono::milliseconds(0)));
+      rt.consumer_awake();
+      if (items[1].revents & ZMQ_POLLIN) {
+        std::uint64_t n = 0;
+        (void)::read(wake_fd, &n, sizeof n);
+      }
+    }
+    // Best effort: give queued output a moment to leave, then close.
+    for (auto deadline = clock::now() + std::chrono::milliseconds(500); !stalled.empty() && clock::now() < deadline;) {
+      retry_stalled();
+      std::this_thread::yield();
+    }
+    sock.set(zmq::sockopt::linger, 200);
+    sock.close();
+  }
+};
+
+std::expected<std::unique_ptr<transport>, transport_error> transport::create(transport_options opts,
+                                                                              router::router& r) {
+  auto p = std::make_unique<impl>(std::move(opts), r);
+  try {
+    auto& s = p->sock;
+    s.set(zmq::sockopt::router_mandatory, 1);
+    s.set(zmq::sockopt::sndhwm, static_cast<int>(p->opts.socket_hwm));
+    s.set(zmq::sockopt::rcvhwm, 1000);
+    s.set(zmq::sockopt::linger, 0);
+    const auto max_msg = std::max<std::int64_t>(16 << 20, 4 * static_cast<std::int64_t>(p->opts.max_payload_bytes));
+    s.set(zmq::sockopt::maxmsgsize, max_msg);
+    s.bind(p->opts.bind);
+    p->endpoint = s.get(zmq::sockopt::last_endpoint);
+  } catch (const zmq::error_t& e) {
+    return std::unexpected(transport_error{fmt::format("cannot bind {}: {}", p->opts.bind, e.what())});
+  }
+  p->wake_fd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (p->wake_fd < 0) return std::unexpected(transport_error{"eventfd failed"});
+  return std::unique_ptr<transport>(new transport(std::move(p)));
+}
+
+transport::transport(std::unique_ptr<impl> p) : _impl(std::move(p)) {}
+
+transport::~transport() {
+  stop();
+  if (_impl->wake_fd >= 0) ::close(_impl->wake_fd);
+}
+
+std::string transport::endpoint() const { return _impl->endpoint; }
+
+void transport::wake() noexcept {
+  const std::uint64_t one = 1;
+  (void)::write(_impl->wake_fd, &one, sizeof one);
+}
+
+void transport::start() {
+  _impl->thread = std::jthread([this](std::stop_token st) {
+    try {
+      _impl->run(st);
+    } catch (const std::exception& e) {
+      spdlog::critical("transport thread failed: {}", e.what());
+      std::terminate();
+    }
+  });
+}
+
+void transport::stop_accepting() {
+  if (!_impl->thread.joinable()) return;
+  _impl->accepting.store(false);
+  wake();
+  _impl->quiesced.wait(false);
+}
+
+void transport::stop() {
+  if (!_impl->thread.joinable()) return;
+  stop_accepting();
+  _impl->thread.request_stop();
+  wake();
+  _impl->thread.join();
+}
+
+transport_stats transport::snapshot() const {
+  auto& s = _impl->stats;
+  auto get = [](const std::atomic<std::uint64_t>& a) { return a.load(std::memory_order_relaxed); };
+  return {get(s.delivered),        get(s.bad_frames),       get(s.rejected_events), get(s.reaped),
+          get(s.slow_drops),       get(s.slow_disconnects), get(s.connections),     get(s.queued_events)};
+}
+
+}  // namespace switchboard::transport

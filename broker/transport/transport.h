@@ -1,0 +1,89 @@
+// ZeroMQ transport: the broker's ROUTER socket and the client sessions behind it.
+//
+// Operation: one thread owns the ROUTER socket. It reads client messages, decodes them with the
+// protocol codec, answers handshakes and errors itself, and hands publishes and subscription
+// changes to the router shards through the router's SPSC queues (as the router's producer). It
+// also drains the shards' output queues and sends each batch to its client. Per client it keeps
+// the session (HELLO state, heartbeat, subscription ids) and a bounded queue of batches the
+// socket could not take yet; when that queue exceeds `subscriber_queue` events the slow-consumer
+// policy applies: drop_oldest drops whole batches of drop_oldest subscriptions, disconnect sends
+// ERR slow_consumer (naming the events missed) and forgets the session.
+//
+// A message is validated as a whole before anything in it runs: a malformed message is answered
+// with ERR malformed_frame / unknown_command and none of its records take effect.
+//
+// Concurrency: start()/stop_accepting()/stop() from the owning thread; snapshot() from any thread.
+// Limitations: one ROUTER socket (one bind endpoint); a client message larger than
+// max(16 MiB, 4 x max_payload_bytes) is discarded by ZeroMQ, which then drops that connection.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <expected>
+#include <memory>
+#include <string>
+
+#include "broker/router/router.h"
+
+namespace switchboard::transport {
+
+struct transport_options {
+  std::string bind = "tcp://127.0.0.1:7400";
+  std::string token;  // empty = no authentication
+  std::size_t max_payload_bytes = 1 << 20;
+  std::size_t subscriber_queue = 1 << 16;
+  std::size_t socket_hwm = 1000;  // batches ZeroMQ may buffer per client before ours queue up
+  router::slow_policy default_policy = router::slow_policy::disconnect;
+  std::uint32_t heartbeat_ms = 5000;
+  std::uint64_t epoch = 0;
+  std::string server_name = "switchboard";
+};
+
+struct transport_stats {
+  std::uint64_t delivered = 0;  // EVENT records handed to ZeroMQ
+  std::uint64_t bad_frames = 0;
+  std::uint64_t rejected_events = 0;  // PUB records answered with ERR
+  std::uint64_t reaped = 0;
+  std::uint64_t slow_consumer_drops = 0;
+  std::uint64_t slow_consumer_disconnects = 0;
+  std::uint64_t connections = 0;
+  std::uint64_t queued_events = 0;  // gauge: events waiting in per-client queues
+};
+
+struct transport_error {
+  std::string message;
+};
+
+class transport {
+ public:
+  // Binds the socket (on the calling thread) and registers as a producer of `r`, which must not
+  // be started yet.
+  [[nodiscard]] static std::expected<std::unique_ptr<transport>, transport_error> create(
+      transport_options opts, router::router& r);
+
+  transport(const transport&) = delete;
+  transport& operator=(const transport&) = delete;
+  ~transport();
+
+  // The bound endpoint with its real port.
+  [[nodiscard]] std::string endpoint() const;
+  // Wakes the transport thread; safe from any thread (the router calls it).
+  void wake() noexcept;
+
+  void start();
+  // Stops reading client messages and returns once nothing more will be submitted to the router;
+  // output keeps flowing until stop().
+  void stop_accepting();
+  // Sends what the shards produced (the router must be stopped first), closes the socket, joins.
+  void stop();
+
+  [[nodiscard]] transport_stats snapshot() const;
+
+  struct impl;
+
+ private:
+  explicit transport(std::unique_ptr<impl> p);
+  std::unique_ptr<impl> _impl;
+};
+
+}  // namespace switchboard::transport
