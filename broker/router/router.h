@@ -38,6 +38,9 @@ struct publish_batch {
   std::shared_ptr<const void> owner;
   std::string_view records;
   std::uint64_t time_ns = 0;
+  // The producer checked that every record is a PUB with a valid channel and payload size, so the
+  // shard may skip re-validating (the hot path).
+  bool prevalidated = false;
 };
 struct subscribe_command {
   conn_id conn = 0;

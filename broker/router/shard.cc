@@ -123,7 +123,9 @@ void shard::publish(const publish_batch& b) {
     if (pub == nullptr) continue;
     if (shards > 1 && shard_of(pub->channel, shards) != _index) continue;
     // Rejected records were answered with ERR by the producer; skip them here.
-    if (pub->payload.size() > opts.max_payload_bytes || !validate_channel(pub->channel)) continue;
+    if (!b.prevalidated && (pub->payload.size() > opts.max_payload_bytes || !validate_channel(pub->channel))) {
+      continue;
+    }
 
     channel_state& ch = channel(pub->channel);
     if (ch.generation != _generation) {

@@ -426,7 +426,7 @@ struct transport::impl {
     if (shape->only_valid_pubs) {  // the hot path: one hand-off per shard for the whole batch
       for (unsigned s = 0; s < rt.shards(); ++s) {
         if (shape->shard_mask & (std::uint64_t{1} << s)) {
-          submit(s, router::command{router::publish_batch{c->id, owner, records, now_ns}});
+          submit(s, router::command{router::publish_batch{c->id, owner, records, now_ns, true}});
         }
       }
       return;
@@ -439,7 +439,7 @@ struct transport::impl {
     auto flush_run = [&] {
       if (run_end > run_begin && c != nullptr) {
         submit_all(router::command{router::publish_batch{c->id, owner, records.substr(run_begin, run_end - run_begin),
-                                                         now_ns}});
+                                                         now_ns, false}});
       }
       run_begin = run_end = reader.offset();
     };
