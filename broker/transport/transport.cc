@@ -51,7 +51,10 @@ std::expected<parsed_sub_options, std::string> parse_sub_options(simdjson::ondem
   simdjson::ondemand::document doc;
   if (parser.iterate(padded).get(doc) != simdjson::SUCCESS) return std::unexpected("options are not valid JSON");
   simdjson::ondemand::object obj;
-  if (doc.get_object().get(obj) != simdjson::SUCCESS) return std::unexpected("options must be a JSON object");
+  if (const auto err = doc.get_object().get(obj); err != simdjson::SUCCESS) {
+    return std::unexpected(err == simdjson::INCORRECT_TYPE ? "options must be a JSON object"
+                                                           : "options are not valid JSON");
+  }
   for (auto field : obj) {
     std::string_view key;
     if (field.unescaped_key().get(key) != simdjson::SUCCESS) return std::unexpected("options are not valid JSON");
