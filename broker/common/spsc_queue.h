@@ -36,7 +36,8 @@ class spsc_queue {
       if (tail - _head_cache > _mask) return false;
     }
     _slots[tail & _mask].emplace(std::move(value));
-    _tail.store(tail + 1, std::memory_order_release);
+    // seq_cst (not just release): see empty().
+    _tail.store(tail + 1, std::memory_order_seq_cst);
     return true;
   }
   [[nodiscard]] bool try_push(T&& value) { return try_push(value); }
@@ -55,9 +56,12 @@ class spsc_queue {
     return out;
   }
 
-  // Any thread: true when nothing is queued at the moment of the call.
+  // Any thread: true when nothing is queued at the moment of the call. The push's store and this
+  // load are sequentially consistent, so a consumer that announces it is going idle (a seq_cst
+  // store) and then sees empty() cannot miss a push whose producer then checks the announcement
+  // (a seq_cst load): one of the two always sees the other. This is the idle/wake protocol.
   [[nodiscard]] bool empty() const noexcept {
-    return _head.load(std::memory_order_acquire) == _tail.load(std::memory_order_acquire);
+    return _head.load(std::memory_order_seq_cst) == _tail.load(std::memory_order_seq_cst);
   }
   [[nodiscard]] std::size_t approx_size() const noexcept {
     return _tail.load(std::memory_order_relaxed) - _head.load(std::memory_order_relaxed);

@@ -47,7 +47,6 @@ std::optional<outbound> router::try_take(unsigned shard) { return _shards[shard]
 
 bool router::consumer_try_idle() {
   _consumer_idle.store(true, std::memory_order_seq_cst);
-  std::atomic_thread_fence(std::memory_order_seq_cst);
   for (auto& s : _shards) {
     if (s->has_output()) {
       _consumer_idle.store(false, std::memory_order_relaxed);
@@ -60,8 +59,7 @@ bool router::consumer_try_idle() {
 void router::consumer_awake() noexcept { _consumer_idle.store(false, std::memory_order_relaxed); }
 
 void router::notify_consumer() {
-  std::atomic_thread_fence(std::memory_order_seq_cst);
-  if (_consumer_idle.load(std::memory_order_relaxed) && _consumer_idle.exchange(false)) _wake_consumer();
+  if (_consumer_idle.load(std::memory_order_seq_cst) && _consumer_idle.exchange(false)) _wake_consumer();
 }
 
 shard_stats router::snapshot() const {

@@ -29,8 +29,7 @@ void shard::stop() {
 
 bool shard::try_submit(unsigned producer, command& cmd) {
   if (!_inbound[producer]->try_push(cmd)) return false;
-  std::atomic_thread_fence(std::memory_order_seq_cst);
-  if (_idle.load(std::memory_order_relaxed)) {
+  if (_idle.load(std::memory_order_seq_cst)) {
     _wake.fetch_add(1, std::memory_order_seq_cst);
     _wake.notify_one();
   }
@@ -69,7 +68,6 @@ void shard::run(std::stop_token st) {
     if (st.stop_requested()) return;  // queues are empty: everything submitted was processed
     const auto seen = _wake.load(std::memory_order_seq_cst);
     _idle.store(true, std::memory_order_seq_cst);
-    std::atomic_thread_fence(std::memory_order_seq_cst);
     const bool empty = std::ranges::all_of(_inbound, [](const auto& q) { return q->empty(); });
     if (empty && !st.stop_requested()) _wake.wait(seen, std::memory_order_seq_cst);
     _idle.store(false, std::memory_order_relaxed);

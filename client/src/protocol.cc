@@ -58,16 +58,20 @@ class body_cursor {
     _pos = _body.size();
     return r;
   }
-  bool zero16() noexcept {
-    std::uint16_t r = 1;
-    return get(r) && r == 0;
-  }
-  bool zero32() noexcept {
-    std::uint32_t r = 1;
-    return get(r) && r == 0;
-  }
+  bool zero16() noexcept { return zero<std::uint16_t>(); }
+  bool zero32() noexcept { return zero<std::uint32_t>(); }
+  // True after a reserved field was present but not zero (as opposed to missing).
+  [[nodiscard]] bool reserved_nonzero() const noexcept { return _reserved_nonzero; }
 
  private:
+  template <typename T>
+  bool zero() noexcept {
+    T r{};
+    if (!get(r)) return false;
+    _reserved_nonzero = _reserved_nonzero || r != 0;
+    return r == 0;
+  }
+  bool _reserved_nonzero = false;
   std::string_view _body;
   std::size_t _pos = 0;
 };
@@ -148,6 +152,10 @@ std::expected<std::optional<frame>, decode_error> frame_reader::next() {
   const auto type = static_cast<frame_type>(type_byte);
   body_cursor b(_bytes.substr(at + header_bytes, body_len));
   auto bad = [&](std::string_view what) {
+    if (b.reserved_nonzero()) {
+      return fail(decode_errc::bad_reserved,
+                  cat({type_name(type), " record at offset ", num(at), " has a non-zero reserved field"}));
+    }
     return fail(decode_errc::bad_length,
                 cat({type_name(type), " record at offset ", num(at), " is malformed: ", what}));
   };

@@ -59,7 +59,7 @@ inline constexpr std::uint8_t flag_ack_requested = 0x01;
 struct hello {
   std::uint16_t version = protocol::version;
   std::uint32_t heartbeat_ms = 0;
-  std::string_view token;
+  std::string_view token{};
 };
 
 // WELCOME: u16 version | u16 server_len | u32 heartbeat_ms | u32 max_payload_bytes | u64 epoch | server
@@ -68,7 +68,7 @@ struct welcome {
   std::uint32_t heartbeat_ms = 0;
   std::uint32_t max_payload_bytes = 0;
   std::uint64_t epoch = 0;
-  std::string_view server;
+  std::string_view server{};
 };
 
 // PUB: u32 request_id | u16 channel_len | u16 key_len | channel | key | payload (rest of body)
@@ -76,17 +76,17 @@ struct welcome {
 struct publish {
   std::uint32_t request_id = 0;
   bool ack_requested = false;
-  std::string_view channel;
-  std::string_view key;
-  std::string_view payload;
+  std::string_view channel{};
+  std::string_view key{};
+  std::string_view payload{};
 };
 
 // SUB: u32 sub_id | u16 pattern_len | u16 reserved | pattern | options (rest: a JSON object or empty)
 // sub_id is chosen by the client and names the subscription in EVENT, UNSUB and ERR.
 struct subscribe {
   std::uint32_t sub_id = 0;
-  std::string_view pattern;
-  std::string_view options;
+  std::string_view pattern{};
+  std::string_view options{};
 };
 
 // UNSUB: u32 sub_id
@@ -116,8 +116,8 @@ struct event {
   std::uint64_t epoch = 0;
   std::uint64_t seq = 0;
   std::uint64_t time_ns = 0;
-  std::string_view channel;
-  std::string_view payload;
+  std::string_view channel{};
+  std::string_view payload{};
 };
 
 // PUBACK: u32 request_id | u32 reserved | u64 epoch | u64 seq
@@ -132,8 +132,8 @@ struct puback {
 // code is one of the stable codes in docs/PROTOCOL.md (`payload_too_large`, `slow_consumer`, ...).
 struct error {
   std::uint32_t ref = 0;
-  std::string_view code;
-  std::string_view message;
+  std::string_view code{};
+  std::string_view message{};
 };
 
 // SUBACK: u32 sub_id
@@ -147,8 +147,8 @@ struct suback {
 // Out-of-band information about a subscription, e.g. kind `gap` or `epoch`.
 struct notice {
   std::uint32_t sub_id = 0;
-  std::string_view kind;
-  std::string_view detail;
+  std::string_view kind{};
+  std::string_view detail{};
 };
 
 using frame = std::variant<hello, welcome, publish, subscribe, unsubscribe, ack, ping, pong, event,
@@ -160,7 +160,7 @@ enum class decode_errc : std::uint8_t {
   bad_length,    // a length field inside the body points past its end
   unknown_type,  // the type byte is not a known frame_type
   too_large,     // body_len exceeds max_body_bytes
-  bad_reserved,  // a reserved field is not zero
+  bad_reserved,  // a reserved field (header or body) is not zero
 };
 
 struct decode_error {
@@ -187,7 +187,7 @@ class frame_reader {
   [[nodiscard]] bool at_end() const noexcept { return _pos >= _bytes.size(); }
 
  private:
-  std::string_view _bytes;
+  std::string_view _bytes{};
   std::size_t _pos = 0;
   std::optional<decode_error> _failed;
 };
