@@ -542,19 +542,20 @@ TEST(protocol_decode_error, non_zero_reserved_body_field) {
     std::size_t width;
   };
   const std::vector<reserved_case> cases = {
-      {"sub", encode(subscribe{.sub_id = 1, .pattern = "a", .options = ""}), 6, 2},
-      {"ack", encode(ack{.sub_id = 1}), 4, 4},
-      {"event", encode(event{.channel = "a", .payload = ""}), 6, 2},
-      {"puback", encode(puback{.request_id = 1}), 4, 4},
-      {"err", encode(error{.code = "c", .message = ""}), 6, 2},
-      {"notice", encode(notice{.kind = "k", .detail = ""}), 6, 2},
+      {"SUB", encode(subscribe{.sub_id = 1, .pattern = "a", .options = ""}), 6, 2},
+      {"ACK", encode(ack{.sub_id = 1}), 4, 4},
+      {"EVENT", encode(event{.channel = "a", .payload = ""}), 6, 2},
+      {"PUBACK", encode(puback{.request_id = 1}), 4, 4},
+      {"ERR", encode(error{.code = "c", .message = ""}), 6, 2},
+      {"NOTICE", encode(notice{.kind = "k", .detail = ""}), 6, 2},
   };
   for (auto c : cases) {
     SCOPED_TRACE(c.name);
     c.rec[header_bytes + c.body_off + c.width - 1] = 1;
     const decoded d = decode_all(c.rec);
     ASSERT_TRUE(d.error.has_value());
-    EXPECT_EQ(d.error->code, decode_errc::bad_length);
+    EXPECT_EQ(d.error->code, decode_errc::bad_reserved);
+    EXPECT_EQ(d.error->message, c.name + " record at offset 0 has a non-zero reserved field");
     EXPECT_EQ(d.error->offset, 0u);
     EXPECT_EQ(d.error->protocol_code(), "malformed_frame");
     EXPECT_TRUE(d.frames.empty());

@@ -11,6 +11,14 @@
 // HELLO again and re-subscribes every live subscription. Events published while disconnected are
 // kept in the outgoing buffer (bounded by `max_pending_bytes`).
 //
+// Slow consumers: when the broker answers ERR `slow_consumer` it has dropped the subscription (or,
+// with ERR ref 0, all of this connection's subscriptions). The client reports it through
+// options.on_error and ends the affected subscriptions: their callbacks stop and next() returns
+// errc::rejected with broker_code "slow_consumer". It does not resubscribe on its own, even with
+// reconnect on, because that would hide the lost events; resubscribe explicitly if that is wanted.
+// Acknowledged publishes still waiting for their PUBACK when a session is lost fail with
+// errc::unreachable (the broker may or may not have seen them).
+//
 // Thread-safety: every member function of `client` and `subscription` may be called from any
 // thread, concurrently. Callbacks run on the client's I/O thread, one at a time; a callback must
 // not block for long and must not call `close()` or destroy the client.
@@ -125,7 +133,8 @@ class subscription {
   [[nodiscard]] std::expected<std::optional<message>, error> next(std::chrono::milliseconds timeout);
   // Events dropped locally because the pull queue was full.
   [[nodiscard]] std::uint64_t dropped() const noexcept;
-  // Stops delivery; idempotent. Returns once the broker confirmed or the client is gone.
+  // Stops delivery at once and sends UNSUB (the broker answers only if that fails, via on_error);
+  // idempotent, never blocks. next() then returns errc::closed.
   void unsubscribe();
 
  private:
