@@ -1,8 +1,8 @@
 #include "broker/store/group_commit.h"
 
-#include <utility>
-
 #include "broker/store/checks.h"
+
+#include <utility>
 
 namespace switchboard::store::detail {
 
@@ -37,15 +37,13 @@ std::expected<void, error> group_commit::submit(std::vector<append_request>&& ba
   {
     std::lock_guard lock(_mutex);
     if (_state != state::running) {
-      return std::unexpected(error{errc::stopped, _state == state::idle
-                                                      ? "append: the store is not started"
-                                                      : "append: the store is stopping"});
+      return std::unexpected(error{errc::stopped, _state == state::idle ? "append: the store is not started"
+                                                                        : "append: the store is stopping"});
     }
     if (!_queue.empty() && _queued_events + batch.size() > _max_queued_events) {
-      return std::unexpected(error{errc::overloaded,
-                                   "append: " + std::to_string(_queued_events) +
-                                       " events already queued (max_queued_events " +
-                                       std::to_string(_max_queued_events) + ")"});
+      return std::unexpected(error{errc::overloaded, "append: " + std::to_string(_queued_events) +
+                                                         " events already queued (max_queued_events " +
+                                                         std::to_string(_max_queued_events) + ")"});
     }
     _queued_events += batch.size();
     _queue.push_back(pending_append{std::move(batch), std::move(done)});

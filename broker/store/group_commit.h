@@ -4,6 +4,8 @@
 // per fsync is what makes hundreds of thousands of acknowledged events per second possible.
 #pragma once
 
+#include "broker/store/store.h"
+
 #include <condition_variable>
 #include <cstddef>
 #include <expected>
@@ -11,8 +13,6 @@
 #include <mutex>
 #include <thread>
 #include <vector>
-
-#include "broker/store/store.h"
 
 namespace switchboard::store::detail {
 

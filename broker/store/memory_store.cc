@@ -1,9 +1,9 @@
 #include "broker/store/memory_store.h"
 
+#include "broker/store/checks.h"
+
 #include <iterator>
 #include <utility>
-
-#include "broker/store/checks.h"
 
 namespace switchboard::store {
 
@@ -21,8 +21,7 @@ memory_store::~memory_store() { stop(); }
 void memory_store::start() { _commits.start(); }
 void memory_store::stop() { _commits.stop(); }
 
-std::expected<void, error> memory_store::put_config(kind k, std::string_view key,
-                                                    std::string_view value) {
+std::expected<void, error> memory_store::put_config(kind k, std::string_view key, std::string_view value) {
   if (auto ok = detail::check_config_key(k, key, true); !ok) return ok;
   std::lock_guard lock(_mutex);
   auto& configs = _configs[static_cast<std::size_t>(k)];
@@ -30,8 +29,7 @@ std::expected<void, error> memory_store::put_config(kind k, std::string_view key
   return {};
 }
 
-std::expected<std::optional<std::string>, error> memory_store::get_config(kind k,
-                                                                          std::string_view key) {
+std::expected<std::optional<std::string>, error> memory_store::get_config(kind k, std::string_view key) {
   if (auto ok = detail::check_config_key(k, key, false); !ok) return std::unexpected(ok.error());
   std::lock_guard lock(_mutex);
   const auto& configs = _configs[static_cast<std::size_t>(k)];
@@ -48,8 +46,7 @@ std::expected<void, error> memory_store::delete_config(kind k, std::string_view 
   return {};
 }
 
-std::expected<std::vector<std::pair<std::string, std::string>>, error> memory_store::list_configs(
-    kind k) {
+std::expected<std::vector<std::pair<std::string, std::string>>, error> memory_store::list_configs(kind k) {
   if (auto ok = detail::check_config_key(k, {}, false); !ok) return std::unexpected(ok.error());
   std::lock_guard lock(_mutex);
   std::vector<std::pair<std::string, std::string>> out;
@@ -86,8 +83,7 @@ std::expected<void, error> memory_store::append(std::vector<append_request>&& ba
   return _commits.submit(std::move(batch), std::move(done));
 }
 
-std::expected<void, error> memory_store::write_group(
-    const std::vector<detail::pending_append>& group) {
+std::expected<void, error> memory_store::write_group(const std::vector<detail::pending_append>& group) {
   std::lock_guard lock(_mutex);
   for (const detail::pending_append& p : group) {
     for (const append_request& r : p.batch) {
@@ -106,8 +102,8 @@ std::expected<std::vector<stored_event>, error> memory_store::read(std::uint64_t
   auto log_it = _logs.find(channel_id);
   if (log_it == _logs.end()) return out;
   std::size_t bytes = 0;
-  for (auto it = log_it->second.lower_bound(from_seq);
-       it != log_it->second.end() && out.size() < max_events; ++it) {
+  for (auto it = log_it->second.lower_bound(from_seq); it != log_it->second.end() && out.size() < max_events;
+       ++it) {
     const std::size_t size = it->second.key.size() + it->second.payload.size();
     if (!out.empty() && bytes + size > max_bytes) break;
     bytes += size;
@@ -138,8 +134,7 @@ std::expected<std::uint64_t, error> memory_store::trim(std::uint64_t channel_id,
   // `cut` is the first event kept; everything before it goes.
   auto cut = events.begin();
   if (r.max_age_ns != 0) {
-    while (cut != events.end() && now_ns > r.max_age_ns &&
-           cut->second.time_ns < now_ns - r.max_age_ns) {
+    while (cut != events.end() && now_ns > r.max_age_ns && cut->second.time_ns < now_ns - r.max_age_ns) {
       ++cut;
     }
   }

@@ -2,6 +2,9 @@
 // `--memory` (ephemeral brokers) and tests.
 #pragma once
 
+#include "broker/store/group_commit.h"
+#include "broker/store/store.h"
+
 #include <array>
 #include <cstdint>
 #include <map>
@@ -9,9 +12,6 @@
 #include <random>
 #include <string>
 #include <unordered_map>
-
-#include "broker/store/group_commit.h"
-#include "broker/store/store.h"
 
 namespace switchboard::store {
 
@@ -32,23 +32,23 @@ class memory_store final : public store {
 
   [[nodiscard]] std::expected<void, error> put_config(kind k, std::string_view key,
                                                       std::string_view value) override;
-  [[nodiscard]] std::expected<std::optional<std::string>, error> get_config(
-      kind k, std::string_view key) override;
+  [[nodiscard]] std::expected<std::optional<std::string>, error> get_config(kind k,
+                                                                            std::string_view key) override;
   [[nodiscard]] std::expected<void, error> delete_config(kind k, std::string_view key) override;
-  [[nodiscard]] std::expected<std::vector<std::pair<std::string, std::string>>, error>
-  list_configs(kind k) override;
+  [[nodiscard]] std::expected<std::vector<std::pair<std::string, std::string>>, error> list_configs(
+      kind k) override;
 
   [[nodiscard]] std::expected<std::uint64_t, error> channel_id(std::string_view name) override;
   [[nodiscard]] std::expected<std::uint64_t, error> epoch(std::uint64_t channel_id) override;
   [[nodiscard]] std::expected<void, error> append(std::vector<append_request>&& batch,
                                                   append_completion&& done) override;
-  [[nodiscard]] std::expected<std::vector<stored_event>, error> read(
-      std::uint64_t channel_id, std::uint64_t from_seq, std::size_t max_events,
-      std::size_t max_bytes) override;
+  [[nodiscard]] std::expected<std::vector<stored_event>, error> read(std::uint64_t channel_id,
+                                                                     std::uint64_t from_seq,
+                                                                     std::size_t max_events,
+                                                                     std::size_t max_bytes) override;
   [[nodiscard]] std::expected<std::uint64_t, error> first_seq(std::uint64_t channel_id) override;
   [[nodiscard]] std::expected<std::uint64_t, error> last_seq(std::uint64_t channel_id) override;
-  [[nodiscard]] std::expected<std::uint64_t, error> trim(std::uint64_t channel_id,
-                                                         const retention& r,
+  [[nodiscard]] std::expected<std::uint64_t, error> trim(std::uint64_t channel_id, const retention& r,
                                                          std::uint64_t now_ns) override;
   [[nodiscard]] std::expected<std::uint64_t, error> wipe(std::uint64_t channel_id) override;
 

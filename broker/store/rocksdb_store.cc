@@ -1,14 +1,14 @@
 #include "broker/store/rocksdb_store.h"
 
-#include <rocksdb/db.h>
-#include <rocksdb/options.h>
-#include <rocksdb/write_batch.h>
+#include "broker/store/checks.h"
 
 #include <filesystem>
 #include <system_error>
 #include <utility>
 
-#include "broker/store/checks.h"
+#include <rocksdb/db.h>
+#include <rocksdb/options.h>
+#include <rocksdb/write_batch.h>
 
 namespace switchboard::store {
 namespace {
@@ -22,9 +22,12 @@ constexpr std::size_t event_header_bytes = 8 + 2;
 
 error to_error(const rocksdb::Status& s, std::string_view what) {
   errc code = errc::internal;
-  if (s.IsIOError() || s.IsNoSpace()) code = errc::io;
-  else if (s.IsCorruption()) code = errc::corruption;
-  else if (s.IsInvalidArgument() || s.IsNotSupported()) code = errc::invalid_argument;
+  if (s.IsIOError() || s.IsNoSpace())
+    code = errc::io;
+  else if (s.IsCorruption())
+    code = errc::corruption;
+  else if (s.IsInvalidArgument() || s.IsNotSupported())
+    code = errc::invalid_argument;
   return error{code, std::string(what) + ": " + s.ToString()};
 }
 
@@ -75,8 +78,7 @@ std::expected<event_view, error> decode_event(rocksdb::Slice value) {
     return std::unexpected(error{errc::corruption, "event record shorter than its key length"});
   }
   const char* p = value.data() + event_header_bytes;
-  return event_view{time_ns, {p, key_len},
-                    {p + key_len, value.size() - event_header_bytes - key_len}};
+  return event_view{time_ns, {p, key_len}, {p + key_len, value.size() - event_header_bytes - key_len}};
 }
 
 void encode_event(std::string& out, const append_request& r) {
@@ -122,8 +124,8 @@ std::expected<std::unique_ptr<store>, error> store::open_rocksdb(const std::stri
 // - max_background_jobs (default 2): flush + compaction threads, kept off the router cores.
 // - bytes_per_sync (default 1 MiB): incremental SST syncs, so flushes do not stall WAL fsyncs.
 // - create_if_missing / create_missing_column_families: the first open creates every kind.
-std::expected<std::unique_ptr<rocksdb_store>, error> rocksdb_store::open(
-    const std::string& dir, const store_options& options) {
+std::expected<std::unique_ptr<rocksdb_store>, error> rocksdb_store::open(const std::string& dir,
+                                                                         const store_options& options) {
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   if (ec) return std::unexpected(error{errc::io, "open " + dir + ": " + ec.message()});
@@ -173,16 +175,14 @@ rocksdb::WriteOptions synced() {
 }
 }  // namespace
 
-std::expected<void, error> rocksdb_store::put_config(kind k, std::string_view key,
-                                                     std::string_view value) {
+std::expected<void, error> rocksdb_store::put_config(kind k, std::string_view key, std::string_view value) {
   if (auto ok = detail::check_config_key(k, key, true); !ok) return ok;
   const auto s = _db->db->Put(synced(), (*_db)[k], slice(key), slice(value));
   if (!s.ok()) return std::unexpected(to_error(s, "put_config"));
   return {};
 }
 
-std::expected<std::optional<std::string>, error> rocksdb_store::get_config(kind k,
-                                                                           std::string_view key) {
+std::expected<std::optional<std::string>, error> rocksdb_store::get_config(kind k, std::string_view key) {
   if (auto ok = detail::check_config_key(k, key, false); !ok) return std::unexpected(ok.error());
   std::string value;
   const auto s = _db->db->Get(rocksdb::ReadOptions(), (*_db)[k], slice(key), &value);
@@ -198,8 +198,7 @@ std::expected<void, error> rocksdb_store::delete_config(kind k, std::string_view
   return {};
 }
 
-std::expected<std::vector<std::pair<std::string, std::string>>, error> rocksdb_store::list_configs(
-    kind k) {
+std::expected<std::vector<std::pair<std::string, std::string>>, error> rocksdb_store::list_configs(kind k) {
   if (auto ok = detail::check_config_key(k, {}, false); !ok) return std::unexpected(ok.error());
   std::vector<std::pair<std::string, std::string>> out;
   std::unique_ptr<rocksdb::Iterator> it(_db->db->NewIterator(rocksdb::ReadOptions(), (*_db)[k]));
@@ -213,8 +212,8 @@ std::expected<std::vector<std::pair<std::string, std::string>>, error> rocksdb_s
 
 std::expected<std::uint64_t, error> rocksdb_store::channel_id(std::string_view name) {
   std::lock_guard lock(_ids_mutex);
+  if (auto it = _channel_ids.find(name); it != _channel_ids.end()) return it->second;
   const std::string name_key = std::string(channel_id_prefix) + std::string(name);
-  if (auto it = _channel_ids.find(std::string(name)); it != _channel_ids.end()) return it->second;
 
   auto* meta = (*_db)[kind::meta];
   std::string value;
@@ -229,8 +228,10 @@ std::expected<std::uint64_t, error> rocksdb_store::channel_id(std::string_view n
 
   std::uint64_t id = 1;
   s = _db->db->Get(rocksdb::ReadOptions(), meta, slice(next_channel_id_key), &value);
-  if (s.ok() && value.size() == 8) id = get_be64(value.data());
-  else if (!s.IsNotFound()) return std::unexpected(to_error(s, "channel_id: next id"));
+  if (s.ok() && value.size() == 8)
+    id = get_be64(value.data());
+  else if (!s.IsNotFound())
+    return std::unexpected(to_error(s, "channel_id: next id"));
 
   rocksdb::WriteBatch batch;
   batch.Put(meta, name_key, be64(id));
@@ -241,12 +242,10 @@ std::expected<std::uint64_t, error> rocksdb_store::channel_id(std::string_view n
   return id;
 }
 
-std::expected<std::optional<std::uint64_t>, error> rocksdb_store::load_epoch(
-    std::uint64_t channel_id) {
+std::expected<std::optional<std::uint64_t>, error> rocksdb_store::load_epoch(std::uint64_t channel_id) {
   if (auto it = _epochs.find(channel_id); it != _epochs.end()) return it->second;
   std::string value;
-  const auto s =
-      _db->db->Get(rocksdb::ReadOptions(), (*_db)[kind::meta], epoch_key(channel_id), &value);
+  const auto s = _db->db->Get(rocksdb::ReadOptions(), (*_db)[kind::meta], epoch_key(channel_id), &value);
   if (s.IsNotFound()) return std::optional<std::uint64_t>();
   if (!s.ok()) return std::unexpected(to_error(s, "epoch"));
   if (value.size() != 8) return std::unexpected(error{errc::corruption, "epoch: bad stored epoch"});
@@ -256,8 +255,7 @@ std::expected<std::optional<std::uint64_t>, error> rocksdb_store::load_epoch(
 }
 
 std::expected<std::uint64_t, error> rocksdb_store::store_new_epoch(std::uint64_t channel_id,
-                                                                   std::uint64_t old_epoch,
-                                                                   bool wipe_log) {
+                                                                   std::uint64_t old_epoch, bool wipe_log) {
   std::uint64_t e = 0;
   while (e == 0 || e == old_epoch) e = _random();
   rocksdb::WriteBatch batch;
@@ -291,8 +289,7 @@ std::expected<void, error> rocksdb_store::append(std::vector<append_request>&& b
   return _commits.submit(std::move(batch), std::move(done));
 }
 
-std::expected<void, error> rocksdb_store::write_group(
-    const std::vector<detail::pending_append>& group) {
+std::expected<void, error> rocksdb_store::write_group(const std::vector<detail::pending_append>& group) {
   rocksdb::WriteBatch batch;
   auto* events = (*_db)[kind::events];
   std::string value;
@@ -322,8 +319,7 @@ std::expected<std::vector<stored_event>, error> rocksdb_store::read(std::uint64_
   ro.iterate_upper_bound = &upper_slice;
   std::unique_ptr<rocksdb::Iterator> it(_db->db->NewIterator(ro, (*_db)[kind::events]));
   std::size_t bytes = 0;
-  for (it->Seek(event_key(channel_id, from_seq)); it->Valid() && out.size() < max_events;
-       it->Next()) {
+  for (it->Seek(event_key(channel_id, from_seq)); it->Valid() && out.size() < max_events; it->Next()) {
     auto ev = decode_event(it->value());
     if (!ev) return std::unexpected(std::move(ev.error()));
     const std::size_t size = ev->key.size() + ev->payload.size();
@@ -373,8 +369,8 @@ std::expected<std::uint64_t, error> rocksdb_store::last_seq(std::uint64_t channe
   return c.it->Valid() ? c.seq() : 0;
 }
 
-std::expected<std::uint64_t, error> rocksdb_store::trim(std::uint64_t channel_id,
-                                                        const retention& r, std::uint64_t now_ns) {
+std::expected<std::uint64_t, error> rocksdb_store::trim(std::uint64_t channel_id, const retention& r,
+                                                        std::uint64_t now_ns) {
   // One snapshot-consistent iterator: events appended meanwhile have higher seqs and are kept.
   channel_iterator c(*_db->db, (*_db)[kind::events], channel_id);
   auto& it = *c.it;

@@ -11,17 +11,19 @@
 //   channels / subscriptions / dead_letters: the caller's key → the caller's value
 #pragma once
 
+#include "broker/store/group_commit.h"
+#include "broker/store/store.h"
+
 #include <array>
 #include <cstdint>
+#include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <random>
 #include <string>
 #include <unordered_map>
-
-#include "broker/store/group_commit.h"
-#include "broker/store/store.h"
 
 namespace rocksdb {
 class DB;
@@ -51,23 +53,23 @@ class rocksdb_store final : public store {
 
   [[nodiscard]] std::expected<void, error> put_config(kind k, std::string_view key,
                                                       std::string_view value) override;
-  [[nodiscard]] std::expected<std::optional<std::string>, error> get_config(
-      kind k, std::string_view key) override;
+  [[nodiscard]] std::expected<std::optional<std::string>, error> get_config(kind k,
+                                                                            std::string_view key) override;
   [[nodiscard]] std::expected<void, error> delete_config(kind k, std::string_view key) override;
-  [[nodiscard]] std::expected<std::vector<std::pair<std::string, std::string>>, error>
-  list_configs(kind k) override;
+  [[nodiscard]] std::expected<std::vector<std::pair<std::string, std::string>>, error> list_configs(
+      kind k) override;
 
   [[nodiscard]] std::expected<std::uint64_t, error> channel_id(std::string_view name) override;
   [[nodiscard]] std::expected<std::uint64_t, error> epoch(std::uint64_t channel_id) override;
   [[nodiscard]] std::expected<void, error> append(std::vector<append_request>&& batch,
                                                   append_completion&& done) override;
-  [[nodiscard]] std::expected<std::vector<stored_event>, error> read(
-      std::uint64_t channel_id, std::uint64_t from_seq, std::size_t max_events,
-      std::size_t max_bytes) override;
+  [[nodiscard]] std::expected<std::vector<stored_event>, error> read(std::uint64_t channel_id,
+                                                                     std::uint64_t from_seq,
+                                                                     std::size_t max_events,
+                                                                     std::size_t max_bytes) override;
   [[nodiscard]] std::expected<std::uint64_t, error> first_seq(std::uint64_t channel_id) override;
   [[nodiscard]] std::expected<std::uint64_t, error> last_seq(std::uint64_t channel_id) override;
-  [[nodiscard]] std::expected<std::uint64_t, error> trim(std::uint64_t channel_id,
-                                                         const retention& r,
+  [[nodiscard]] std::expected<std::uint64_t, error> trim(std::uint64_t channel_id, const retention& r,
                                                          std::uint64_t now_ns) override;
   [[nodiscard]] std::expected<std::uint64_t, error> wipe(std::uint64_t channel_id) override;
 
@@ -80,14 +82,14 @@ class rocksdb_store final : public store {
   std::expected<std::optional<std::uint64_t>, error> load_epoch(std::uint64_t channel_id);
   // Writes a fresh epoch different from `old_epoch` (with an optional DeleteRange of the log in
   // the same synced batch) and caches it. Requires _ids_mutex.
-  std::expected<std::uint64_t, error> store_new_epoch(std::uint64_t channel_id,
-                                                      std::uint64_t old_epoch, bool wipe_log);
+  std::expected<std::uint64_t, error> store_new_epoch(std::uint64_t channel_id, std::uint64_t old_epoch,
+                                                      bool wipe_log);
 
   const std::unique_ptr<handles> _db;
   const bool _sync;
 
   std::mutex _ids_mutex;  // guards the three members below
-  std::unordered_map<std::string, std::uint64_t> _channel_ids;
+  std::map<std::string, std::uint64_t, std::less<>> _channel_ids;
   std::unordered_map<std::uint64_t, std::uint64_t> _epochs;
   std::mt19937_64 _random;
 

@@ -1,8 +1,8 @@
 #include "broker/store/store.h"
 
-#include <string>
-
 #include "broker/store/checks.h"
+
+#include <string>
 
 namespace switchboard::store {
 
@@ -33,8 +33,8 @@ std::expected<void, error> check_config_key(kind k, std::string_view key, bool w
     return std::unexpected(error{errc::invalid_argument, "unknown store kind"});
   }
   if (writing && is_reserved(k, key)) {
-    return std::unexpected(error{errc::invalid_argument,
-                                 "meta key '" + std::string(key) + "' is reserved for the store"});
+    return std::unexpected(
+        error{errc::invalid_argument, "meta key '" + std::string(key) + "' is reserved for the store"});
   }
   return {};
 }
@@ -48,9 +48,9 @@ std::expected<void, error> check_batch(const std::vector<append_request>& batch)
       return std::unexpected(error{errc::invalid_argument, "append: seq 0 is not valid"});
     }
     if (r.key.size() > max_event_key_bytes) {
-      return std::unexpected(error{errc::invalid_argument,
-                                   "append: idempotency key of " + std::to_string(r.key.size()) +
-                                       " bytes exceeds " + std::to_string(max_event_key_bytes)});
+      return std::unexpected(
+          error{errc::invalid_argument, "append: idempotency key of " + std::to_string(r.key.size()) +
+                                            " bytes exceeds " + std::to_string(max_event_key_bytes)});
     }
   }
   return {};

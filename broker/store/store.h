@@ -97,7 +97,8 @@ struct store_options {
   // that a batch is always accepted into an empty queue. 65536 events of 128 bytes ≈ 12 MiB.
   std::size_t max_queued_events = 65536;
   // fsync the WAL once per group commit before completions run. false: a process crash loses
-  // nothing, a machine crash or power loss can lose the last groups. (RocksDB only.)
+  // nothing, a machine crash or power loss can lose the last groups. Config writes, trim() and
+  // wipe() are always synced. (RocksDB only.)
   bool sync = true;
   // RocksDB memtable budget for OptimizeLevelStyleCompaction(): larger absorbs bursts and writes
   // fewer, bigger L0 files at the cost of memory and recovery time. (RocksDB only.)
@@ -151,13 +152,13 @@ class store {
   [[nodiscard]] virtual std::expected<void, error> put_config(kind k, std::string_view key,
                                                               std::string_view value) = 0;
   // The value, or an empty optional when the key is absent.
-  [[nodiscard]] virtual std::expected<std::optional<std::string>, error> get_config(
-      kind k, std::string_view key) = 0;
+  [[nodiscard]] virtual std::expected<std::optional<std::string>, error> get_config(kind k,
+                                                                                    std::string_view key) = 0;
   // Deleting an absent key succeeds.
   [[nodiscard]] virtual std::expected<void, error> delete_config(kind k, std::string_view key) = 0;
   // Every (key, value) of the kind in key order (bytewise).
-  [[nodiscard]] virtual std::expected<std::vector<std::pair<std::string, std::string>>, error>
-  list_configs(kind k) = 0;
+  [[nodiscard]] virtual std::expected<std::vector<std::pair<std::string, std::string>>, error> list_configs(
+      kind k) = 0;
 
   // --- the event log ---
   // The id of channel `name`, allocating and persisting the next id (from 1) on first use.
@@ -176,9 +177,10 @@ class store {
   // Events with seq >= from_seq in seq order: at most max_events, and stopping before the event
   // that would take the key+payload total past max_bytes (but always at least one event when any
   // exists, so a reader makes progress). Only durable (completed) appends are guaranteed visible.
-  [[nodiscard]] virtual std::expected<std::vector<stored_event>, error> read(
-      std::uint64_t channel_id, std::uint64_t from_seq, std::size_t max_events,
-      std::size_t max_bytes) = 0;
+  [[nodiscard]] virtual std::expected<std::vector<stored_event>, error> read(std::uint64_t channel_id,
+                                                                             std::uint64_t from_seq,
+                                                                             std::size_t max_events,
+                                                                             std::size_t max_bytes) = 0;
   // Lowest / highest stored seq of the channel, 0 when its log is empty. last_seq() is where a
   // restarted broker continues numbering.
   [[nodiscard]] virtual std::expected<std::uint64_t, error> first_seq(std::uint64_t channel_id) = 0;
@@ -187,8 +189,7 @@ class store {
   // Removes the oldest events that break `r` at time `now_ns` (an event is too old when
   // time_ns + max_age_ns < now_ns) and returns how many it removed. Removal is a prefix of the
   // log: everything below the first event that is kept. Durable before it returns.
-  [[nodiscard]] virtual std::expected<std::uint64_t, error> trim(std::uint64_t channel_id,
-                                                                 const retention& r,
+  [[nodiscard]] virtual std::expected<std::uint64_t, error> trim(std::uint64_t channel_id, const retention& r,
                                                                  std::uint64_t now_ns) = 0;
   // Deletes the channel's whole log and starts a new history: returns the new epoch (different
   // from the old one). Durable before it returns.

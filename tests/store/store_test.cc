@@ -1,0 +1,612 @@
+// Tests for broker/store: the same cases on the RocksDB store (a real database in a fresh temp
+// dir) and the in-memory store, plus a crash-consistency test that SIGKILLs a writer process.
+#include "broker/store/store.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <array>
+#include <atomic>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <future>
+#include <iostream>
+#include <semaphore>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+extern char** environ;
+
+namespace switchboard::store {
+namespace {
+
+std::string make_temp_dir() {
+  std::string pattern = (std::filesystem::temp_directory_path() / "store_test.XXXXXX").string();
+  if (mkdtemp(pattern.data()) == nullptr) {
+    ADD_FAILURE() << "mkdtemp: " << std::strerror(errno);
+    return {};
+  }
+  return pattern;
+}
+
+struct rocksdb_backend {
+  static constexpr bool persistent = true;
+  static std::expected<std::unique_ptr<store>, error> open(const std::string& dir, const store_options& o) {
+    return store::open_rocksdb(dir + "/db", o);
+  }
+};
+
+struct memory_backend {
+  static constexpr bool persistent = false;
+  static std::expected<std::unique_ptr<store>, error> open(const std::string&, const store_options& o) {
+    return store::open_memory(o);
+  }
+};
+
+// prefix + decimal n. (Not `"literal" + std::to_string(n)`: g++ 12 -O3 reports a false -Wrestrict.)
+std::string numbered(std::string_view prefix, std::uint64_t n) {
+  std::string s(prefix);
+  s += std::to_string(n);
+  return s;
+}
+
+append_request event(std::uint64_t channel, std::uint64_t seq, std::size_t payload_bytes = 10,
+                     std::uint64_t time_ns = 0) {
+  std::string payload = numbered("p", seq);
+  payload.resize(payload_bytes, '.');
+  return append_request{channel, seq, time_ns, numbered("k", seq), std::move(payload)};
+}
+
+// Appends and waits for the completion (the store must be started).
+std::expected<void, error> append_and_wait(store& s, std::vector<append_request> batch) {
+  std::promise<std::expected<void, error>> done;
+  auto result = done.get_future();
+  if (auto queued =
+          s.append(std::move(batch), [&done](std::expected<void, error> r) { done.set_value(std::move(r)); });
+      !queued) {
+    return queued;
+  }
+  return result.get();
+}
+
+std::vector<append_request> range(std::uint64_t channel, std::uint64_t from, std::uint64_t to,
+                                  std::size_t payload_bytes = 10) {
+  std::vector<append_request> batch;
+  for (std::uint64_t seq = from; seq <= to; ++seq) batch.push_back(event(channel, seq, payload_bytes));
+  return batch;
+}
+
+template <typename Backend>
+class store_test : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    _dir = make_temp_dir();
+    ASSERT_FALSE(_dir.empty());
+    open();
+  }
+  void TearDown() override {
+    _store.reset();
+    std::filesystem::remove_all(_dir);
+  }
+  void open(const store_options& options = {}) {
+    _store.reset();
+    auto s = Backend::open(_dir, options);
+    ASSERT_TRUE(s) << s.error().message;
+    _store = std::move(*s);
+    _store->start();
+  }
+  store& s() { return *_store; }
+
+  std::string _dir;
+  std::unique_ptr<store> _store;
+};
+
+using backends = ::testing::Types<rocksdb_backend, memory_backend>;
+class backend_names {
+ public:
+  template <typename T>
+  static std::string GetName(int) {
+    return std::is_same_v<T, rocksdb_backend> ? "rocksdb" : "memory";
+  }
+};
+TYPED_TEST_SUITE(store_test, backends, backend_names);
+
+TYPED_TEST(store_test, config_put_get_list_delete) {
+  store& s = this->s();
+  ASSERT_TRUE(s.put_config(kind::channels, "acme.calls.>", R"({"durable":true})"));
+  ASSERT_TRUE(s.put_config(kind::channels, "acme.a", "A"));
+  ASSERT_TRUE(s.put_config(kind::subscriptions, "billing", "sub"));
+  ASSERT_TRUE(s.put_config(kind::channels, "acme.a", "A2"));  // overwrite
+
+  auto got = s.get_config(kind::channels, "acme.a");
+  ASSERT_TRUE(got);
+  EXPECT_EQ(*got, std::optional<std::string>("A2"));
+  auto absent = s.get_config(kind::channels, "nope");
+  ASSERT_TRUE(absent);
+  EXPECT_FALSE(absent->has_value());
+  auto other_kind = s.get_config(kind::dead_letters, "acme.a");
+  ASSERT_TRUE(other_kind);
+  EXPECT_FALSE(other_kind->has_value());
+
+  auto list = s.list_configs(kind::channels);
+  ASSERT_TRUE(list);
+  using kv = std::pair<std::string, std::string>;
+  EXPECT_EQ(*list, (std::vector<kv>{{"acme.a", "A2"}, {"acme.calls.>", R"({"durable":true})"}}));
+
+  ASSERT_TRUE(s.delete_config(kind::channels, "acme.a"));
+  ASSERT_TRUE(s.delete_config(kind::channels, "never-there"));
+  list = s.list_configs(kind::channels);
+  ASSERT_TRUE(list);
+  EXPECT_EQ(*list, (std::vector<kv>{{"acme.calls.>", R"({"durable":true})"}}));
+}
+
+TYPED_TEST(store_test, config_rejects_events_kind_and_reserved_meta_keys) {
+  store& s = this->s();
+  auto r = s.put_config(kind::events, "x", "y");
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, errc::invalid_argument);
+  EXPECT_EQ(r.error().message, "the events kind is written with append(), not put_config()");
+
+  r = s.put_config(kind::meta, "store.next_channel_id", "x");
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, errc::invalid_argument);
+  EXPECT_EQ(r.error().message, "meta key 'store.next_channel_id' is reserved for the store");
+
+  ASSERT_TRUE(s.put_config(kind::meta, "broker.version", "1"));
+  ASSERT_TRUE(s.channel_id("a"));
+  ASSERT_TRUE(s.epoch(1));
+  auto list = s.list_configs(kind::meta);
+  ASSERT_TRUE(list);
+  EXPECT_EQ(*list, (std::vector<std::pair<std::string, std::string>>{{"broker.version", "1"}}));
+}
+
+TYPED_TEST(store_test, channel_ids_and_epochs_are_created_once) {
+  store& s = this->s();
+  auto a = s.channel_id("acme.a");
+  auto b = s.channel_id("acme.b");
+  ASSERT_TRUE(a && b);
+  EXPECT_EQ(*a, 1u);
+  EXPECT_EQ(*b, 2u);
+  EXPECT_EQ(s.channel_id("acme.a"), 1u);
+
+  auto e1 = s.epoch(*a);
+  auto e2 = s.epoch(*b);
+  ASSERT_TRUE(e1 && e2);
+  EXPECT_NE(*e1, 0u);
+  EXPECT_NE(*e1, *e2);
+  EXPECT_EQ(s.epoch(*a), *e1);
+}
+
+TYPED_TEST(store_test, empty_log) {
+  store& s = this->s();
+  EXPECT_EQ(s.first_seq(7), 0u);
+  EXPECT_EQ(s.last_seq(7), 0u);
+  auto r = s.read(7, 1, 100, 1 << 20);
+  ASSERT_TRUE(r);
+  EXPECT_TRUE(r->empty());
+  EXPECT_EQ(s.trim(7, retention{.max_events = 1}, 0), 0u);
+}
+
+TYPED_TEST(store_test, append_then_read_round_trips_every_field) {
+  store& s = this->s();
+  std::vector<append_request> batch{{1, 1, 111, "idem-1", "hello"},
+                                    {1, 2, 222, "", std::string("\0bin\xff", 5)},
+                                    {2, 1, 333, std::string(max_event_key_bytes, 'k'), ""}};
+  ASSERT_TRUE(append_and_wait(s, batch));
+  auto r = s.read(1, 0, 100, 1 << 20);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(*r, (std::vector<stored_event>{{1, 111, "idem-1", "hello"},
+                                           {2, 222, "", std::string("\0bin\xff", 5)}}));
+  r = s.read(2, 1, 100, 1 << 20);
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->size(), 1u);
+  EXPECT_EQ(r->front().key.size(), max_event_key_bytes);
+  EXPECT_EQ(s.first_seq(1), 1u);
+  EXPECT_EQ(s.last_seq(1), 2u);
+  EXPECT_EQ(s.last_seq(2), 1u);
+}
+
+TYPED_TEST(store_test, append_rejects_bad_requests_and_leaves_them_intact) {
+  store& s = this->s();
+  std::vector<append_request> batch{event(1, 1), event(1, 0)};
+  bool called = false;
+  auto r = s.append(std::move(batch), [&called](std::expected<void, error>) { called = true; });
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, errc::invalid_argument);
+  EXPECT_EQ(r.error().message, "append: seq 0 is not valid");
+  EXPECT_EQ(batch.size(), 2u);  // NOLINT(bugprone-use-after-move): left intact on failure
+
+  batch = {append_request{1, 1, 0, std::string(max_event_key_bytes + 1, 'k'), ""}};
+  r = s.append(std::move(batch), [](std::expected<void, error>) {});
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().message, "append: idempotency key of 65536 bytes exceeds 65535");
+
+  batch = {event(0, 1)};
+  r = s.append(std::move(batch), [](std::expected<void, error>) {});
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().message, "append: channel id 0 is not valid");
+  s.stop();
+  EXPECT_FALSE(called);
+}
+
+TYPED_TEST(store_test, read_honours_limits) {
+  store& s = this->s();
+  ASSERT_TRUE(append_and_wait(s, range(1, 1, 10)));  // each event: 2-3 key bytes + 10 payload
+
+  auto r = s.read(1, 3, 4, 1 << 20);
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->size(), 4u);
+  EXPECT_EQ(r->front().seq, 3u);
+  EXPECT_EQ(r->back().seq, 6u);
+
+  r = s.read(1, 1, 100, 25);  // 12 + 12 = 24 fits, a third would not
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->size(), 2u);
+
+  r = s.read(1, 1, 100, 1);  // always at least one event
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->size(), 1u);
+  EXPECT_EQ(r->front().seq, 1u);
+
+  r = s.read(1, 11, 100, 1 << 20);
+  ASSERT_TRUE(r);
+  EXPECT_TRUE(r->empty());
+  r = s.read(1, 1, 0, 1 << 20);
+  ASSERT_TRUE(r);
+  EXPECT_TRUE(r->empty());
+  r = s.read(2, 1, 100, 1 << 20);  // another channel's key range
+  ASSERT_TRUE(r);
+  EXPECT_TRUE(r->empty());
+}
+
+TYPED_TEST(store_test, concurrent_appends_complete_exactly_once_and_read_in_order) {
+  store& s = this->s();
+  constexpr int threads = 4;
+  constexpr int batches = 100;
+  constexpr int per_batch = 10;
+  std::vector<std::atomic<int>> completions(threads * batches);
+  std::atomic<int> failures{0};
+  {
+    std::vector<std::jthread> writers;
+    for (int t = 0; t < threads; ++t) {
+      writers.emplace_back([&, t] {
+        const auto channel = static_cast<std::uint64_t>(t + 1);
+        for (int b = 0; b < batches; ++b) {
+          auto batch = range(channel, b * per_batch + 1, (b + 1) * per_batch);
+          auto& count = completions[t * batches + b];
+          for (;;) {
+            auto r = s.append(std::move(batch), [&count, &failures](std::expected<void, error> r) {
+              count.fetch_add(1);
+              if (!r) failures.fetch_add(1);
+            });
+            if (r) break;
+            if (r.error().code != errc::overloaded) {
+              failures.fetch_add(1);
+              break;
+            }
+            std::this_thread::yield();  // retry: the batch was left intact
+          }
+        }
+      });
+    }
+  }
+  s.stop();  // drains everything queued and runs its completions
+  EXPECT_EQ(failures.load(), 0);
+  for (std::size_t i = 0; i < completions.size(); ++i) EXPECT_EQ(completions[i].load(), 1) << i;
+  for (std::uint64_t channel = 1; channel <= threads; ++channel) {
+    auto r = s.read(channel, 1, 1'000'000, 1 << 30);
+    ASSERT_TRUE(r);
+    ASSERT_EQ(r->size(), std::size_t{batches * per_batch});
+    for (std::size_t i = 0; i < r->size(); ++i) {
+      EXPECT_EQ((*r)[i].seq, i + 1);
+      EXPECT_EQ((*r)[i].payload, event(channel, i + 1).payload);
+    }
+  }
+}
+
+TYPED_TEST(store_test, full_queue_refuses_with_overloaded) {
+  store_options options;
+  options.max_queued_events = 4;
+  this->open(options);
+  store& s = this->s();
+
+  // Hold the store thread inside the first completion so later batches stay queued.
+  std::promise<void> entered;
+  std::promise<void> release;
+  auto release_future = release.get_future().share();
+  ASSERT_TRUE(s.append(range(1, 1, 1), [&](std::expected<void, error>) {
+    entered.set_value();
+    release_future.wait();
+  }));
+  entered.get_future().wait();
+
+  std::atomic<int> done{0};
+  auto count = [&done](std::expected<void, error> r) { done.fetch_add(r ? 1 : 100); };
+  ASSERT_TRUE(s.append(range(1, 2, 7), count));  // 6 > 4, but an empty queue takes any batch
+  auto batch = range(1, 8, 8);
+  auto r = s.append(std::move(batch), count);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, errc::overloaded);
+  EXPECT_EQ(r.error().message, "append: 6 events already queued (max_queued_events 4)");
+  EXPECT_EQ(batch.size(), 1u);  // NOLINT(bugprone-use-after-move): left intact on failure
+
+  release.set_value();
+  s.stop();
+  EXPECT_EQ(done.load(), 1);
+  EXPECT_EQ(s.last_seq(1), 7u);
+}
+
+TYPED_TEST(store_test, append_after_stop_is_refused) {
+  store& s = this->s();
+  ASSERT_TRUE(append_and_wait(s, range(1, 1, 3)));
+  s.stop();
+  s.stop();  // idempotent
+  auto batch = range(1, 4, 4);
+  auto r = s.append(std::move(batch), [](std::expected<void, error>) { ADD_FAILURE(); });
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, errc::stopped);
+  EXPECT_EQ(r.error().message, "append: the store is stopping");
+  EXPECT_EQ(batch.size(), 1u);  // NOLINT(bugprone-use-after-move): left intact on failure
+  s.start();                    // no restart after stop
+  EXPECT_FALSE(s.append(std::move(batch), [](std::expected<void, error>) {}));
+  EXPECT_EQ(s.last_seq(1), 3u);  // reads still work
+}
+
+TYPED_TEST(store_test, append_before_start_is_refused) {
+  auto opened = TypeParam::open(this->_dir + "/other", {});
+  ASSERT_TRUE(opened);
+  auto r = (*opened)->append(range(1, 1, 1), [](std::expected<void, error>) {});
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, errc::stopped);
+  EXPECT_EQ(r.error().message, "append: the store is not started");
+}
+
+TYPED_TEST(store_test, trim_by_count) {
+  store& s = this->s();
+  ASSERT_TRUE(append_and_wait(s, range(1, 1, 10)));
+  ASSERT_TRUE(append_and_wait(s, range(2, 1, 10)));
+  EXPECT_EQ(s.trim(1, retention{.max_events = 4}, 0), 6u);
+  EXPECT_EQ(s.first_seq(1), 7u);
+  EXPECT_EQ(s.last_seq(1), 10u);
+  EXPECT_EQ(s.trim(1, retention{.max_events = 4}, 0), 0u);
+  EXPECT_EQ(s.first_seq(2), 1u);  // other channels untouched
+  auto r = s.read(1, 1, 100, 1 << 20);
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->size(), 4u);
+  EXPECT_EQ(r->front().seq, 7u);
+}
+
+TYPED_TEST(store_test, trim_by_age) {
+  store& s = this->s();
+  std::vector<append_request> batch;
+  for (std::uint64_t seq = 1; seq <= 10; ++seq) batch.push_back(event(1, seq, 10, seq * 100));
+  ASSERT_TRUE(append_and_wait(s, std::move(batch)));
+  // Too old: time_ns + 500 < 1000, i.e. time_ns < 500 → seqs 1..4.
+  EXPECT_EQ(s.trim(1, retention{.max_age_ns = 500}, 1000), 4u);
+  EXPECT_EQ(s.first_seq(1), 5u);
+  EXPECT_EQ(s.trim(1, retention{.max_age_ns = 5000}, 1000), 0u);  // now < max_age: nothing
+  EXPECT_EQ(s.trim(1, retention{.max_age_ns = 1}, 2000), 6u);     // all gone
+  EXPECT_EQ(s.first_seq(1), 0u);
+  EXPECT_EQ(s.last_seq(1), 0u);
+}
+
+TYPED_TEST(store_test, trim_by_bytes_and_combined_limits) {
+  store& s = this->s();
+  ASSERT_TRUE(append_and_wait(s, range(1, 1, 9)));          // key "kN" 2 bytes + 10 payload = 12 each
+  EXPECT_EQ(s.trim(1, retention{.max_bytes = 40}, 0), 6u);  // 3 × 12 = 36 fit, 48 would not
+  EXPECT_EQ(s.first_seq(1), 7u);
+  EXPECT_EQ(s.trim(1, retention{.max_events = 5, .max_bytes = 24}, 0), 1u);  // bytes bind
+  EXPECT_EQ(s.first_seq(1), 8u);
+  EXPECT_EQ(s.last_seq(1), 9u);
+}
+
+TYPED_TEST(store_test, wipe_gives_a_new_epoch_and_an_empty_log) {
+  store& s = this->s();
+  auto id = s.channel_id("acme.calls");
+  ASSERT_TRUE(id);
+  auto before = s.epoch(*id);
+  ASSERT_TRUE(before);
+  ASSERT_TRUE(append_and_wait(s, range(*id, 1, 5)));
+  ASSERT_TRUE(append_and_wait(s, range(*id + 1, 1, 5)));
+  auto after = s.wipe(*id);
+  ASSERT_TRUE(after);
+  EXPECT_NE(*after, *before);
+  EXPECT_NE(*after, 0u);
+  EXPECT_EQ(s.epoch(*id), *after);
+  EXPECT_EQ(s.first_seq(*id), 0u);
+  EXPECT_EQ(s.last_seq(*id), 0u);
+  EXPECT_EQ(s.last_seq(*id + 1), 5u);                 // the neighbouring channel is untouched
+  ASSERT_TRUE(append_and_wait(s, range(*id, 1, 2)));  // numbering restarts in the new history
+  EXPECT_EQ(s.last_seq(*id), 2u);
+
+  auto fresh = s.wipe(99);  // a channel that never had an epoch still gets one
+  ASSERT_TRUE(fresh);
+  EXPECT_EQ(s.epoch(99), *fresh);
+}
+
+TYPED_TEST(store_test, everything_survives_close_and_reopen) {
+  if constexpr (!TypeParam::persistent) {
+    GTEST_SKIP() << "the memory store keeps nothing across instances";
+  } else {
+    store& s = this->s();
+    ASSERT_TRUE(s.put_config(kind::channels, "acme.>", "cfg"));
+    ASSERT_TRUE(s.put_config(kind::subscriptions, "durable-1", "sub"));
+    ASSERT_TRUE(s.put_config(kind::dead_letters, "dl-1", "dead"));
+    ASSERT_TRUE(s.put_config(kind::meta, "broker.version", "1"));
+    auto a = s.channel_id("acme.a");
+    auto b = s.channel_id("acme.b");
+    ASSERT_TRUE(a && b);
+    auto epoch_a = s.epoch(*a);
+    ASSERT_TRUE(epoch_a);
+    ASSERT_TRUE(append_and_wait(s, range(*a, 1, 50)));
+    ASSERT_TRUE(append_and_wait(s, range(*b, 1, 3)));
+    ASSERT_EQ(s.trim(*a, retention{.max_events = 40}, 0), 10u);
+
+    this->open();
+    store& t = this->s();
+    EXPECT_EQ(t.get_config(kind::channels, "acme.>").value(), std::optional<std::string>("cfg"));
+    EXPECT_EQ(t.get_config(kind::subscriptions, "durable-1").value(), std::optional<std::string>("sub"));
+    EXPECT_EQ(t.get_config(kind::dead_letters, "dl-1").value(), std::optional<std::string>("dead"));
+    EXPECT_EQ(t.get_config(kind::meta, "broker.version").value(), std::optional<std::string>("1"));
+    EXPECT_EQ(t.channel_id("acme.b"), *b);
+    EXPECT_EQ(t.channel_id("acme.a"), *a);
+    EXPECT_EQ(t.channel_id("acme.c"), 3u);  // the id counter survived too
+    EXPECT_EQ(t.epoch(*a), *epoch_a);
+    EXPECT_EQ(t.first_seq(*a), 11u);
+    EXPECT_EQ(t.last_seq(*a), 50u);
+    EXPECT_EQ(t.last_seq(*b), 3u);
+    auto r = t.read(*a, 0, 1000, 1 << 20);
+    ASSERT_TRUE(r);
+    ASSERT_EQ(r->size(), 40u);
+    EXPECT_EQ(r->back(), (stored_event{50, 0, "k50", event(*a, 50).payload}));
+    ASSERT_TRUE(append_and_wait(t, range(*a, 51, 51)));  // numbering continues
+    EXPECT_EQ(t.last_seq(*a), 51u);
+
+    auto wiped = t.wipe(*b);
+    ASSERT_TRUE(wiped);
+    this->open();
+    EXPECT_EQ(this->s().epoch(*b), *wiped);
+    EXPECT_EQ(this->s().last_seq(*b), 0u);
+  }
+}
+
+TEST(store_open, bad_directory_fails_with_io_error) {
+  auto s = store::open_rocksdb("/proc/definitely/not/writable", {});
+  ASSERT_FALSE(s);
+  EXPECT_EQ(s.error().code, errc::io);
+  EXPECT_TRUE(s.error().message.starts_with("open /proc/definitely/not/writable: ")) << s.error().message;
+}
+
+// --- crash consistency -------------------------------------------------------------------------
+// The parent re-executes this binary to run crash_child.appends_until_killed in a fresh process
+// (fork() alone is unsafe: RocksDB's thread pools from earlier tests would not exist in the child).
+
+constexpr const char* crash_dir_env = "SWITCHBOARD_STORE_CRASH_DIR";
+constexpr const char* crash_fd_env = "SWITCHBOARD_STORE_CRASH_FD";
+constexpr std::uint64_t crash_batch = 50;
+
+std::string crash_payload(std::uint64_t seq) { return numbered("crash-event-", seq); }
+
+// The child: appends batches of `crash_batch` events to channel 1 with up to 8 batches in flight,
+// and writes the last seq of each acknowledged batch to the pipe. Runs until killed.
+TEST(crash_child, appends_until_killed) {
+  const char* dir = std::getenv(crash_dir_env);
+  const char* fd_text = std::getenv(crash_fd_env);
+  if (dir == nullptr || fd_text == nullptr) GTEST_SKIP() << "only run by store_crash";
+  const int fd = std::atoi(fd_text);
+  auto opened = store::open_rocksdb(dir, {});
+  ASSERT_TRUE(opened) << opened.error().message;
+  store& s = **opened;
+  s.start();
+  std::counting_semaphore<8> in_flight(8);
+  for (std::uint64_t seq = 1; seq < 10'000'000; seq += crash_batch) {
+    in_flight.acquire();
+    std::vector<append_request> batch;
+    for (std::uint64_t i = seq; i < seq + crash_batch; ++i) {
+      batch.push_back(append_request{1, i, i, "", crash_payload(i)});
+    }
+    const std::uint64_t last = seq + crash_batch - 1;
+    auto r = s.append(std::move(batch), [&in_flight, fd, last](std::expected<void, error> r) {
+      if (!r) std::abort();
+      if (write(fd, &last, sizeof last) != sizeof last) std::abort();
+      in_flight.release();
+    });
+    ASSERT_TRUE(r) << r.error().message;
+  }
+}
+
+TEST(store_crash, every_acknowledged_event_survives_sigkill) {
+  const std::string root = make_temp_dir();
+  ASSERT_FALSE(root.empty());
+  const std::string dir = root + "/db";
+  int fds[2];
+  ASSERT_EQ(pipe(fds), 0);
+
+  // Everything exec needs is built before fork: only async-signal-safe calls in the child.
+  std::vector<std::string> env_strings{std::string(crash_dir_env) + "=" + dir,
+                                       std::string(crash_fd_env) + "=" + std::to_string(fds[1])};
+  std::vector<char*> envp;
+  for (char** e = environ; *e != nullptr; ++e) envp.push_back(*e);
+  for (auto& e : env_strings) envp.push_back(e.data());
+  envp.push_back(nullptr);
+  std::string arg0 = "store_test";
+  std::string filter = "--gtest_filter=crash_child.appends_until_killed";
+  std::array<char*, 3> argv{arg0.data(), filter.data(), nullptr};
+
+  const pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    close(fds[0]);
+    execve("/proc/self/exe", argv.data(), envp.data());
+    _exit(127);
+  }
+  close(fds[1]);
+  // On an early ASSERT return, do not leave the child running.
+  struct reaper {
+    pid_t pid;
+    int fd;
+    bool reaped = false;
+    ~reaper() {
+      if (reaped) return;
+      kill(pid, SIGKILL);
+      close(fd);
+      waitpid(pid, nullptr, 0);
+    }
+  } guard{child, fds[0]};
+
+  // Kill the child once it has acknowledged this many events (well into its run), then read what
+  // it acknowledged before dying: every one of those was reported durable.
+  constexpr std::uint64_t kill_after = 20'000;
+  std::uint64_t acked = 0;
+  bool killed = false;
+  for (;;) {
+    std::uint64_t last = 0;
+    const ssize_t n = read(fds[0], &last, sizeof last);
+    if (n == 0) break;
+    if (n < 0 && errno == EINTR) continue;
+    ASSERT_EQ(n, static_cast<ssize_t>(sizeof last));
+    ASSERT_EQ(last, acked + crash_batch) << "acknowledgements out of order";
+    acked = last;
+    if (!killed && acked >= kill_after) {
+      ASSERT_EQ(kill(child, SIGKILL), 0);
+      killed = true;
+    }
+  }
+  close(fds[0]);
+  guard.reaped = true;
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  ASSERT_TRUE(killed) << "the child stopped after acknowledging " << acked << " events";
+  ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) << "status " << status;
+
+  {
+    auto opened = store::open_rocksdb(dir, {});
+    ASSERT_TRUE(opened) << opened.error().message;
+    store& s = **opened;
+    auto last = s.last_seq(1);
+    ASSERT_TRUE(last);
+    EXPECT_GE(*last, acked);
+    auto events = s.read(1, 1, 100'000'000, std::size_t{1} << 40);
+    ASSERT_TRUE(events);
+    // Present exactly once and in order: seqs 1, 2, … with no gap or repeat up to what survived.
+    ASSERT_GE(events->size(), acked);
+    for (std::size_t i = 0; i < events->size(); ++i) {
+      const std::uint64_t seq = i + 1;
+      ASSERT_EQ((*events)[i].seq, seq);
+      ASSERT_EQ((*events)[i].payload, crash_payload(seq));
+      ASSERT_EQ((*events)[i].time_ns, seq);
+    }
+    std::cout << "acknowledged " << acked << " events before SIGKILL, " << events->size() << " recovered\n";
+  }
+  std::filesystem::remove_all(root);
+}
+
+}  // namespace
+}  // namespace switchboard::store
