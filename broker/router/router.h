@@ -17,7 +17,9 @@
 
 #include <atomic>
 #include <cstdint>
+#include <expected>
 #include <functional>
+#include <future>
 #include <memory>
 #include <optional>
 #include <string>
@@ -30,6 +32,70 @@ namespace switchboard::router {
 using conn_id = std::uint64_t;
 
 enum class slow_policy : std::uint8_t { disconnect, drop_oldest };
+
+// What the router needs to know about a channel, resolved from its configuration (own attributes,
+// inherited pattern attributes, broker defaults) by the policy_source.
+struct channel_policy {
+  bool durable = false;
+  slow_policy slow = slow_policy::disconnect;
+  std::size_t max_payload_bytes = 1 << 20;
+  std::uint64_t dedupe_window_ns = 0;  // 0 = no deduplication
+};
+
+// Resolves channel policies. Shards cache a channel's policy and re-resolve it when generation()
+// changes, so a configuration change applies to the very next event.
+// Concurrency: lookup() and generation() are called from every shard thread concurrently.
+class policy_source {
+ public:
+  virtual ~policy_source() = default;
+  [[nodiscard]] virtual channel_policy lookup(std::string_view channel) const = 0;
+  [[nodiscard]] virtual std::uint64_t generation() const noexcept = 0;
+};
+
+// The durable event log as the router sees it (the server adapts broker/store to it).
+// Concurrency: open() is called from shard threads; append() from shard threads; `done` runs on
+// the log's own thread, in append order.
+class event_log {
+ public:
+  virtual ~event_log() = default;
+  struct position {
+    std::uint64_t log_id = 0;
+    std::uint64_t epoch = 0;
+    std::uint64_t last_seq = 0;
+  };
+  // Opens (creating if needed) a channel's log. Blocks briefly (a synced write the first time).
+  [[nodiscard]] virtual std::expected<position, std::string> open(std::string_view channel) = 0;
+  struct entry {
+    std::uint64_t log_id = 0;
+    std::uint64_t seq = 0;
+    std::uint64_t time_ns = 0;
+    std::string_view key;
+    std::string_view payload;
+  };
+  using completion = std::move_only_function<void(std::expected<void, std::string>)>;
+  // Queues a batch; `done` runs once every entry is durable (or failed). Returns false, leaving
+  // `done` uncalled, when the log cannot take the batch now (overloaded): retry later.
+  [[nodiscard]] virtual bool append(const std::vector<entry>& batch, completion& done) = 0;
+};
+
+// Result of a publish made through the router by a non-socket producer (the admin API).
+struct publish_reply {
+  std::uint64_t epoch = 0;
+  std::uint64_t seq = 0;
+  bool duplicate = false;
+  std::string error_code;  // empty = success; else e.g. payload_too_large, store_failed
+  std::string error_message;
+};
+
+struct channel_stats {
+  std::string name;
+  std::uint64_t published = 0;
+  std::uint64_t delivered = 0;
+  std::uint64_t subscribers = 0;
+  std::uint64_t last_seq = 0;
+  std::uint64_t dropped = 0;
+  bool durable = false;
+};
 
 // Publish every valid PUB record in `records` (encoded protocol records, already validated by the
 // codec) whose channel belongs to the receiving shard. `owner` keeps the bytes alive.
@@ -47,10 +113,27 @@ struct subscribe_command {
   std::uint32_t sub_id = 0;
   std::string pattern;  // validated by the producer
   slow_policy policy = slow_policy::disconnect;
+  bool policy_explicit = false;  // the subscriber chose `policy`; otherwise the channel's applies
 };
 struct unsubscribe_command {
   conn_id conn = 0;
   std::uint32_t sub_id = 0;
+};
+// One event published by a non-socket producer; `reply` is fulfilled when it is acknowledged.
+struct direct_publish {
+  std::string channel;
+  std::string key;
+  std::string payload;
+  std::uint64_t time_ns = 0;
+  std::shared_ptr<std::promise<publish_reply>> reply;
+};
+// Per-channel stats of one shard.
+struct stats_query {
+  std::shared_ptr<std::promise<std::vector<channel_stats>>> reply;
+};
+// The transport dropped events of these channels (slow consumer, drop_oldest): count them.
+struct drop_report {
+  std::vector<std::pair<const void*, std::uint32_t>> tally;
 };
 // The connection is gone: forget its subscriptions and buffered output.
 struct drop_connection {
@@ -62,7 +145,8 @@ struct barrier {
   conn_id conn = 0;
   std::uint64_t token = 0;
 };
-using command = std::variant<publish_batch, subscribe_command, unsubscribe_command, drop_connection, barrier>;
+using command = std::variant<publish_batch, subscribe_command, unsubscribe_command, drop_connection, barrier,
+                             direct_publish, stats_query, drop_report>;
 
 // Encoded records for one connection (EVENT, PUBACK batches), or a barrier reply.
 struct outbound {
@@ -71,6 +155,9 @@ struct outbound {
   std::uint32_t events = 0;   // EVENT records in `bytes`
   bool droppable = true;      // every EVENT belongs to a drop_oldest subscription
   std::optional<std::uint64_t> barrier_token;
+  // Events per channel in `bytes` (opaque channel handles of the producing shard); sent back in a
+  // drop_report if the transport drops the batch.
+  std::vector<std::pair<const void*, std::uint32_t>> tally;
 };
 
 struct router_options {
@@ -79,6 +166,10 @@ struct router_options {
   std::uint64_t epoch = 0;           // history epoch carried in EVENT/PUBACK
   std::size_t queue_capacity = 4096;  // commands per producer per shard; outbound per shard
   std::size_t flush_bytes = 64 * 1024;  // a connection's output buffer is handed over at this size
+  slow_policy default_slow = slow_policy::disconnect;
+  const policy_source* policies = nullptr;  // null = every channel gets the defaults above
+  event_log* log = nullptr;                 // null = durable channels behave as non-durable
+  std::size_t max_durable_batch = 1 << 16;  // events a shard holds waiting for the log
 };
 
 struct shard_stats {

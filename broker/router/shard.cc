@@ -1,5 +1,6 @@
 #include "broker/router/shard.h"
 
+#include <fmt/format.h>
 #include <switchboard/protocol.h>
 
 #include <algorithm>
@@ -8,8 +9,15 @@ namespace switchboard::router {
 
 namespace proto = switchboard::protocol;
 
+namespace {
+constexpr std::size_t max_in_flight_batches = 4096;
+}
+
 shard::shard(router& owner, unsigned index)
-    : _owner(owner), _index(index), _outbound(owner.options().queue_capacity) {}
+    : _owner(owner),
+      _index(index),
+      _outbound(owner.options().queue_capacity),
+      _completions(2 * max_in_flight_batches) {}
 
 void shard::add_inbound(std::size_t capacity) {
   _inbound.push_back(std::make_unique<common::spsc_queue<command>>(capacity));
@@ -49,7 +57,8 @@ void shard::run(std::stop_token st) {
   constexpr int flush_every = 16;  // commands between hand-overs under sustained load
   int since_flush = 0;
   for (;;) {
-    bool worked = false;
+    bool worked = finish_durable();
+    if (const auto* p = _owner.options().policies) _policy_generation = p->generation();
     for (auto& q : _inbound) {
       for (int i = 0; i < flush_every; ++i) {
         auto cmd = q->try_pop();
@@ -57,19 +66,28 @@ void shard::run(std::stop_token st) {
         handle(*cmd);
         worked = true;
         if (++since_flush >= flush_every) {
+          submit_durable();
           flush_dirty();
           since_flush = 0;
         }
       }
     }
     if (worked) continue;
+    submit_durable();
     flush_dirty();
     since_flush = 0;
-    if (st.stop_requested()) return;  // queues are empty: everything submitted was processed
+    const bool durable_idle = _in_flight.empty() && _building.items.empty();
+    if (st.stop_requested() && durable_idle) return;  // everything submitted was processed
     const auto seen = _wake.load(std::memory_order_seq_cst);
     _idle.store(true, std::memory_order_seq_cst);
-    const bool empty = std::ranges::all_of(_inbound, [](const auto& q) { return q->empty(); });
-    if (empty && !st.stop_requested()) _wake.wait(seen, std::memory_order_seq_cst);
+    const bool empty = _completions.empty() &&
+                       std::ranges::all_of(_inbound, [](const auto& q) { return q->empty(); });
+    // A batch the log refused (overloaded) is retried without sleeping.
+    if (empty && _building.items.empty() && !(st.stop_requested() && durable_idle)) {
+      _wake.wait(seen, std::memory_order_seq_cst);
+    } else if (!_building.items.empty()) {
+      std::this_thread::yield();
+    }
     _idle.store(false, std::memory_order_relaxed);
   }
 }
@@ -80,16 +98,23 @@ void shard::handle(command& cmd) {
         using T = std::decay_t<decltype(c)>;
         if constexpr (std::is_same_v<T, publish_batch>) {
           publish(c);
+        } else if constexpr (std::is_same_v<T, direct_publish>) {
+          publish_direct(c);
         } else if constexpr (std::is_same_v<T, subscribe_command>) {
           subscribe(c);
         } else if constexpr (std::is_same_v<T, unsubscribe_command>) {
           unsubscribe(c);
         } else if constexpr (std::is_same_v<T, drop_connection>) {
           drop(c.conn);
+        } else if constexpr (std::is_same_v<T, stats_query>) {
+          report_stats(c);
+        } else if constexpr (std::is_same_v<T, drop_report>) {
+          for (auto [handle, n] : c.tally) static_cast<channel_state*>(const_cast<void*>(handle))->dropped += n;
         } else {
+          submit_durable();
           flush_dirty();
           push_outbound(outbound{.conn = c.conn, .bytes = {}, .events = 0, .droppable = true,
-                                 .barrier_token = c.token});
+                                 .barrier_token = c.token, .tally = {}});
         }
       },
       cmd);
@@ -100,6 +125,8 @@ shard::channel_state& shard::channel(std::string_view name) {
   auto it = _channels.find(name);
   if (it == _channels.end()) {
     it = _channels.emplace(std::string(name), channel_state{}).first;
+    it->second.name = it->first;
+    it->second.epoch = _owner.options().epoch;
     bump(_channel_count);
   }
   _last_channel = it->first;
@@ -107,12 +134,35 @@ shard::channel_state& shard::channel(std::string_view name) {
   return it->second;
 }
 
+void shard::refresh_policy(channel_state& ch) {
+  const auto& opts = _owner.options();
+  if (opts.policies == nullptr) {
+    if (ch.policy_generation == 0) return;
+    ch.policy = channel_policy{.durable = false, .slow = opts.default_slow,
+                               .max_payload_bytes = opts.max_payload_bytes, .dedupe_window_ns = 0};
+    ch.policy_generation = 0;
+    return;
+  }
+  if (ch.policy_generation == _policy_generation) return;
+  ch.policy = opts.policies->lookup(ch.name);
+  ch.policy_generation = _policy_generation;
+  if (ch.policy.durable && ch.log_id == 0 && opts.log != nullptr) {
+    auto pos = opts.log->open(ch.name);
+    if (!pos) {
+      // Without a log the channel cannot keep its promise; refuse its events until it opens.
+      ch.policy_generation = ~std::uint64_t{0};
+      return;
+    }
+    ch.log_id = pos->log_id;
+    ch.epoch = pos->epoch;
+    ch.seq = std::max(ch.seq, pos->last_seq);
+    ch.synced_seq = ch.seq;
+  }
+}
+
 void shard::publish(const publish_batch& b) {
   const auto& opts = _owner.options();
   const unsigned shards = _owner.shards();
-  connection_out* publisher = nullptr;
-  std::uint64_t published = 0;
-  std::uint64_t delivered = 0;
   proto::frame_reader reader(b.records);
   for (;;) {
     auto next = reader.next();
@@ -124,39 +174,174 @@ void shard::publish(const publish_batch& b) {
     if (!b.prevalidated && (pub->payload.size() > opts.max_payload_bytes || !validate_channel(pub->channel))) {
       continue;
     }
+    accept(pub->channel, pub->key, pub->payload, b.time_ns, b.owner,
+           ack_target{.conn = b.conn, .request_id = pub->request_id, .wanted = pub->ack_requested, .reply = {}});
+  }
+}
 
-    channel_state& ch = channel(pub->channel);
-    if (ch.generation != _generation) {
-      ch.matches.clear();
-      _trie.match(pub->channel, [&](subscriber* s) { ch.matches.push_back(s); });
-      ch.generation = _generation;
+void shard::publish_direct(direct_publish& d) {
+  // The strings live in a shared holder so a durable batch can keep them alive.
+  auto owner = std::make_shared<direct_publish>(std::move(d));
+  accept(owner->channel, owner->key, owner->payload, owner->time_ns, owner,
+         ack_target{.conn = 0, .request_id = 0, .wanted = true, .reply = owner->reply});
+}
+
+void shard::accept(std::string_view name, std::string_view key, std::string_view payload, std::uint64_t time_ns,
+                   const std::shared_ptr<const void>& owner, ack_target&& ack) {
+  channel_state& ch = channel(name);
+  refresh_policy(ch);
+  if (ch.policy_generation == ~std::uint64_t{0}) {
+    refuse(ack, "store_failed", fmt::format("the event log of channel \"{}\" could not be opened", name));
+    return;
+  }
+  if (payload.size() > ch.policy.max_payload_bytes) {
+    ++ch.dropped;
+    refuse(ack, "payload_too_large",
+           fmt::format("payload of {} bytes on channel \"{}\" exceeds the limit of {} bytes", payload.size(), name,
+                       ch.policy.max_payload_bytes));
+    return;
+  }
+  if (!key.empty() && ch.policy.dedupe_window_ns > 0 && dedupe(ch, key, time_ns, ack, owner)) return;
+  const std::uint64_t seq = ++ch.seq;
+  ++ch.published;
+  bump(_published);
+  if (!key.empty() && ch.policy.dedupe_window_ns > 0) {
+    ch.recent_keys.emplace(std::string(key), seq);
+    ch.key_times.emplace_back(time_ns, std::string(key));
+  }
+  if (!ch.policy.durable || ch.log_id == 0) {
+    deliver(ch, seq, time_ns, payload);
+    acknowledge(ack, ch, seq, false);
+    return;
+  }
+  if (_building.owners.empty() || _building.owners.back() != owner) _building.owners.push_back(owner);
+  _building.entries.push_back(
+      event_log::entry{.log_id = ch.log_id, .seq = seq, .time_ns = time_ns, .key = key, .payload = payload});
+  _building.items.push_back(
+      durable_item{.ch = &ch, .seq = seq, .time_ns = time_ns, .payload = payload, .ack = std::move(ack), .ack_only = false});
+  if (_building.items.size() >= _owner.options().max_durable_batch) submit_durable();
+}
+
+// True when `key` was seen inside the window: the publish is acknowledged with the first seq.
+bool shard::dedupe(channel_state& ch, std::string_view key, std::uint64_t time_ns, const ack_target& ack,
+                   const std::shared_ptr<const void>& owner) {
+  while (!ch.key_times.empty() && ch.key_times.front().first + ch.policy.dedupe_window_ns < time_ns) {
+    ch.recent_keys.erase(ch.key_times.front().second);
+    ch.key_times.pop_front();
+  }
+  auto it = ch.recent_keys.find(key);
+  if (it == ch.recent_keys.end()) return false;
+  if (ch.policy.durable && ch.log_id != 0 && it->second > ch.synced_seq) {
+    // The first publish is not synced yet: acknowledge the duplicate right after it.
+    if (_building.owners.empty() || _building.owners.back() != owner) _building.owners.push_back(owner);
+    _building.items.push_back(durable_item{.ch = &ch, .seq = it->second, .time_ns = time_ns, .payload = {}, .ack = ack,
+                                        .ack_only = true});
+    return true;
+  }
+  acknowledge(ack, ch, it->second, true);
+  return true;
+}
+
+void shard::deliver(channel_state& ch, std::uint64_t seq, std::uint64_t time_ns, std::string_view payload) {
+  const auto& opts = _owner.options();
+  if (ch.generation != _generation) {
+    ch.matches.clear();
+    _trie.match(ch.name, [&](subscriber* s) { ch.matches.push_back(s); });
+    ch.generation = _generation;
+  }
+  for (subscriber* s : ch.matches) {
+    connection_out& out = *s->out;
+    proto::frame_writer(out.buf).write(proto::event{
+        .sub_id = s->sub_id, .epoch = ch.epoch, .seq = seq, .time_ns = time_ns, .channel = ch.name, .payload = payload});
+    ++out.events;
+    if (out.tally.empty() || out.tally.back().first != &ch) {
+      out.tally.emplace_back(&ch, 1);
+    } else {
+      ++out.tally.back().second;
     }
-    const std::uint64_t seq = ++ch.seq;
-    ++published;
-    for (subscriber* s : ch.matches) {
-      connection_out& out = *s->out;
-      proto::frame_writer(out.buf).write(proto::event{.sub_id = s->sub_id,
-                                                       .epoch = opts.epoch,
-                                                       .seq = seq,
-                                                       .time_ns = b.time_ns,
-                                                       .channel = pub->channel,
-                                                       .payload = pub->payload});
-      ++out.events;
-      out.droppable = out.droppable && s->policy == slow_policy::drop_oldest;
-      mark_dirty(out);
-      if (out.buf.size() >= opts.flush_bytes) flush(out);
+    const auto policy = s->policy_explicit ? s->policy : ch.policy.slow;
+    out.droppable = out.droppable && policy == slow_policy::drop_oldest;
+    mark_dirty(out);
+    if (out.buf.size() >= opts.flush_bytes) flush(out);
+  }
+  ch.delivered += ch.matches.size();
+  bump(_delivered, ch.matches.size());
+}
+
+void shard::acknowledge(const ack_target& ack, const channel_state& ch, std::uint64_t seq, bool duplicate) {
+  if (!ack.wanted) return;
+  if (ack.reply) {
+    ack.reply->set_value(publish_reply{.epoch = ch.epoch, .seq = seq, .duplicate = duplicate, .error_code = {},
+                                       .error_message = {}});
+    return;
+  }
+  connection_out& out = out_for(ack.conn);
+  proto::frame_writer(out.buf).write(proto::puback{.request_id = ack.request_id, .epoch = ch.epoch, .seq = seq});
+  mark_dirty(out);
+  if (out.buf.size() >= _owner.options().flush_bytes) flush(out);
+}
+
+void shard::refuse(const ack_target& ack, std::string_view code, std::string_view message) {
+  if (ack.reply) {
+    ack.reply->set_value(publish_reply{.epoch = 0, .seq = 0, .duplicate = false, .error_code = std::string(code),
+                                       .error_message = std::string(message)});
+    return;
+  }
+  if (ack.conn == 0) return;
+  connection_out& out = out_for(ack.conn);
+  proto::frame_writer(out.buf).write(proto::error{.ref = ack.request_id, .code = code, .message = message});
+  mark_dirty(out);
+}
+
+void shard::submit_durable() {
+  if (_building.items.empty() || _in_flight.size() >= max_in_flight_batches) return;
+  auto* log = _owner.options().log;
+  event_log::completion done = [this](std::expected<void, std::string> result) {
+    // Runs on the log's thread, the only producer of _completions.
+    while (!_completions.try_push(result)) std::this_thread::yield();
+    if (_idle.load(std::memory_order_seq_cst)) {
+      _wake.fetch_add(1, std::memory_order_seq_cst);
+      _wake.notify_one();
     }
-    delivered += ch.matches.size();
-    if (pub->ack_requested) {
-      if (publisher == nullptr) publisher = &out_for(b.conn);
-      proto::frame_writer(publisher->buf)
-          .write(proto::puback{.request_id = pub->request_id, .epoch = opts.epoch, .seq = seq});
-      mark_dirty(*publisher);
-      if (publisher->buf.size() >= opts.flush_bytes) flush(*publisher);
+  };
+  if (_building.entries.empty()) {
+    // Only acknowledgements of duplicates: they wait for the batches before them.
+    if (_in_flight.empty()) {
+      for (auto& item : _building.items) acknowledge(item.ack, *item.ch, item.seq, true);
+      _building = durable_batch{};
+      return;
+    }
+    auto& last = _in_flight.back();
+    for (auto& item : _building.items) last.items.push_back(std::move(item));
+    for (auto& o : _building.owners) last.owners.push_back(std::move(o));
+    _building = durable_batch{};
+    return;
+  }
+  if (!log->append(_building.entries, done)) return;  // overloaded: retried from run()
+  _in_flight.push_back(std::move(_building));
+  _building = durable_batch{};
+}
+
+// Applies completed log batches: deliver, then acknowledge. True if any completed.
+bool shard::finish_durable() {
+  bool any = false;
+  while (auto result = _completions.try_pop()) {
+    any = true;
+    durable_batch batch = std::move(_in_flight.front());
+    _in_flight.pop_front();
+    for (auto& item : batch.items) {
+      if (!*result) {
+        refuse(item.ack, "store_failed", fmt::format("event not stored: {}", result->error()));
+        continue;
+      }
+      if (!item.ack_only) {
+        item.ch->synced_seq = std::max(item.ch->synced_seq, item.seq);
+        deliver(*item.ch, item.seq, item.time_ns, item.payload);
+      }
+      acknowledge(item.ack, *item.ch, item.seq, item.ack_only);
     }
   }
-  bump(_published, published);
-  bump(_delivered, delivered);
+  return any;
 }
 
 shard::connection_out& shard::out_for(conn_id conn) {
@@ -169,8 +354,12 @@ void shard::subscribe(subscribe_command& c) {
   connection_out& out = out_for(c.conn);
   auto [it, inserted] = out.subs.try_emplace(c.sub_id);
   if (!inserted) return;  // the producer rejects duplicates; keep the first
-  it->second = std::make_unique<subscriber>(
-      subscriber{.conn = c.conn, .sub_id = c.sub_id, .policy = c.policy, .pattern = std::move(c.pattern), .out = &out});
+  it->second = std::make_unique<subscriber>(subscriber{.conn = c.conn,
+                                                       .sub_id = c.sub_id,
+                                                       .policy = c.policy,
+                                                       .policy_explicit = c.policy_explicit,
+                                                       .pattern = std::move(c.pattern),
+                                                       .out = &out});
   (void)_trie.insert(it->second->pattern, it->second.get());
   ++_generation;
   bump(_subscription_count);
@@ -199,6 +388,26 @@ void shard::drop(conn_id conn) {
   ++_generation;
 }
 
+void shard::report_stats(stats_query& q) {
+  std::vector<channel_stats> out;
+  out.reserve(_channels.size());
+  for (auto& [name, ch] : _channels) {
+    if (ch.generation != _generation) {
+      ch.matches.clear();
+      _trie.match(ch.name, [&](subscriber* s) { ch.matches.push_back(s); });
+      ch.generation = _generation;
+    }
+    out.push_back(channel_stats{.name = name,
+                                .published = ch.published,
+                                .delivered = ch.delivered,
+                                .subscribers = ch.matches.size(),
+                                .last_seq = ch.seq,
+                                .dropped = ch.dropped,
+                                .durable = ch.log_id != 0 && ch.policy.durable});
+  }
+  q.reply->set_value(std::move(out));
+}
+
 void shard::mark_dirty(connection_out& out) {
   if (!out.dirty) {
     out.dirty = true;
@@ -210,11 +419,11 @@ void shard::flush(connection_out& out) {
   if (out.buf.empty()) return;
   const std::size_t size = out.buf.size();
   push_outbound(outbound{.conn = out.conn, .bytes = std::move(out.buf), .events = out.events,
-                         .droppable = out.droppable, .barrier_token = std::nullopt});
+                         .droppable = out.droppable, .barrier_token = std::nullopt, .tally = std::move(out.tally)});
   out.buf = std::string();
   // Pre-size for the next batch like the last one, so a busy connection does not regrow from zero.
   out.buf.reserve(std::min(size + size / 4, _owner.options().flush_bytes + 1024));
-  out.last_flush = size;
+  out.tally = {};
   out.events = 0;
   out.droppable = true;
 }

@@ -6,12 +6,19 @@
 // per-connection output buffers. A buffer is handed to the outbound queue when it reaches
 // flush_bytes or when the inbound queues run dry, so batches grow under load and single events
 // leave at once when idle.
+//
+// Durable channels: an accepted event gets its seq at once, but is delivered and acknowledged
+// only after the event log reports it synced. Events are collected into one log batch per drain
+// of the inbound queues (group commit across publishers); completions come back through a
+// dedicated SPSC queue fed by the log's thread, in append order.
+//
 // Concurrency: everything below `private:` is owned by the shard thread, except the queues (SPSC,
 // one side each) and the stats atomics (written only by the shard thread, read anywhere).
 #pragma once
 
 #include <atomic>
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <string>
 #include <thread>
@@ -41,11 +48,17 @@ class shard {
   [[nodiscard]] shard_stats snapshot() const noexcept;
 
  private:
+  struct name_hash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
+  };
   struct connection_out;
+  struct channel_state;
   struct subscriber {
     conn_id conn = 0;
     std::uint32_t sub_id = 0;
     slow_policy policy = slow_policy::disconnect;
+    bool policy_explicit = false;
     std::string pattern;
     connection_out* out = nullptr;
   };
@@ -55,25 +68,63 @@ class shard {
     std::uint32_t events = 0;
     bool droppable = true;
     bool dirty = false;
-    std::size_t last_flush = 0;  // size of the previous hand-over, used to pre-size the next buffer
+    std::vector<std::pair<const void*, std::uint32_t>> tally;
     std::unordered_map<std::uint32_t, std::unique_ptr<subscriber>> subs;
   };
   struct channel_state {
+    std::string_view name;  // the key in _channels
     std::uint64_t seq = 0;
-    std::uint64_t generation = ~std::uint64_t{0};
+    std::uint64_t epoch = 0;
+    std::uint64_t generation = ~std::uint64_t{0};  // subscription generation of `matches`
     std::vector<subscriber*> matches;
+    std::uint64_t policy_generation = ~std::uint64_t{0};
+    channel_policy policy;
+    std::uint64_t log_id = 0;  // 0 = no log opened
+    std::uint64_t synced_seq = 0;  // highest seq known durable (durable channels)
+    std::uint64_t published = 0, delivered = 0, dropped = 0;
+    // Dedupe window: idempotency key -> seq, and the keys in arrival order for expiry.
+    std::unordered_map<std::string, std::uint64_t, name_hash, std::equal_to<>> recent_keys;
+    std::deque<std::pair<std::uint64_t, std::string>> key_times;
   };
-  struct name_hash {
-    using is_transparent = void;
-    std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
+  // Where an acknowledgement goes: nowhere, a connection's PUBACK, or a direct publisher's reply.
+  struct ack_target {
+    conn_id conn = 0;
+    std::uint32_t request_id = 0;
+    bool wanted = false;
+    std::shared_ptr<std::promise<publish_reply>> reply;
+  };
+  struct durable_item {
+    channel_state* ch = nullptr;
+    std::uint64_t seq = 0;
+    std::uint64_t time_ns = 0;
+    std::string_view payload;
+    ack_target ack;
+    bool ack_only = false;  // a deduplicated publish: acknowledge, deliver nothing
+  };
+  struct durable_batch {
+    std::vector<durable_item> items;
+    std::vector<event_log::entry> entries;
+    std::vector<std::shared_ptr<const void>> owners;  // keep payload bytes alive
   };
 
   void run(std::stop_token st);
   void handle(command& cmd);
   void publish(const publish_batch& b);
+  void publish_direct(direct_publish& d);
+  void accept(std::string_view channel, std::string_view key, std::string_view payload, std::uint64_t time_ns,
+              const std::shared_ptr<const void>& owner, ack_target&& ack);
+  void deliver(channel_state& ch, std::uint64_t seq, std::uint64_t time_ns, std::string_view payload);
+  void acknowledge(const ack_target& ack, const channel_state& ch, std::uint64_t seq, bool duplicate);
+  void refuse(const ack_target& ack, std::string_view code, std::string_view message);
+  bool dedupe(channel_state& ch, std::string_view key, std::uint64_t time_ns, const ack_target& ack,
+              const std::shared_ptr<const void>& owner);
+  void refresh_policy(channel_state& ch);
+  void submit_durable();
+  bool finish_durable();
   void subscribe(subscribe_command& c);
   void unsubscribe(const unsubscribe_command& c);
   void drop(conn_id conn);
+  void report_stats(stats_query& q);
   connection_out& out_for(conn_id conn);
   channel_state& channel(std::string_view name);
   void mark_dirty(connection_out& out);
@@ -88,9 +139,10 @@ class shard {
   const unsigned _index;
   std::vector<std::unique_ptr<common::spsc_queue<command>>> _inbound;
   common::spsc_queue<outbound> _outbound;
+  // Log completions (producer: the log's thread): result per batch, in append order.
+  common::spsc_queue<std::expected<void, std::string>> _completions;
   std::atomic<bool> _idle{false};
   std::atomic<std::uint32_t> _wake{0};
-  std::atomic<bool> _stopping{false};
   std::jthread _thread;
 
   // Shard-thread state.
@@ -98,9 +150,12 @@ class shard {
   std::unordered_map<conn_id, connection_out> _conns;
   topic_trie<subscriber*> _trie;
   std::uint64_t _generation = 0;
+  std::uint64_t _policy_generation = 0;  // source generation read at the start of each command
   std::vector<connection_out*> _dirty;
   std::string_view _last_channel;  // one-entry cache for batches on one channel
   channel_state* _last_state = nullptr;
+  durable_batch _building;               // collecting events for the next log append
+  std::deque<durable_batch> _in_flight;  // appended, waiting for their completion (FIFO)
 
   std::atomic<std::uint64_t> _published{0};
   std::atomic<std::uint64_t> _delivered{0};

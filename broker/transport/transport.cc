@@ -39,13 +39,14 @@ zmq::message_t adopt(std::string&& bytes) {
 
 struct parsed_sub_options {
   router::slow_policy policy;
+  bool policy_explicit = false;
 };
 
 // SUB options: a JSON object (or empty). Unknown members are an error so typos do not pass silently.
 std::expected<parsed_sub_options, std::string> parse_sub_options(simdjson::ondemand::parser& parser,
                                                                  std::string_view text,
                                                                  router::slow_policy default_policy) {
-  parsed_sub_options out{default_policy};
+  parsed_sub_options out{default_policy, false};
   if (text.find_first_not_of(" \t\r\n") == std::string_view::npos) return out;
   simdjson::padded_string padded(text);
   simdjson::ondemand::document doc;
@@ -62,6 +63,7 @@ std::expected<parsed_sub_options, std::string> parse_sub_options(simdjson::ondem
       std::string_view v;
       if (field.value().get_string().get(v) != simdjson::SUCCESS)
         return std::unexpected("option slow_consumer must be a string");
+      out.policy_explicit = true;
       if (v == "disconnect") {
         out.policy = router::slow_policy::disconnect;
       } else if (v == "drop_oldest") {
@@ -100,6 +102,8 @@ struct transport::impl {
     zmq::message_t body;
     std::uint32_t events = 0;
     bool droppable = true;
+    unsigned shard = 0;  // who produced it, for drop reports
+    std::vector<std::pair<const void*, std::uint32_t>> tally;
   };
   struct connection {
     router::conn_id id = 0;
@@ -142,6 +146,7 @@ struct transport::impl {
   std::unordered_map<std::uint64_t, barrier_wait> barriers;
   std::unordered_set<router::conn_id> stalled;
   std::vector<farewell> farewells;
+  std::vector<std::pair<unsigned, std::vector<std::pair<const void*, std::uint32_t>>>> drop_reports;
   router::conn_id next_conn = 1;
   std::uint64_t next_token = 1;
   clock::time_point next_sweep;
@@ -165,7 +170,8 @@ struct transport::impl {
 
   // Sends one message to a session, or queues it when the client's pipe is full. May end the
   // session (peer gone, or slow-consumer disconnect): callers must not use `c` afterwards.
-  void send_to(connection& c, zmq::message_t&& body, std::uint32_t events, bool droppable) {
+  void send_to(connection& c, zmq::message_t&& body, std::uint32_t events, bool droppable, unsigned shard = 0,
+               std::vector<std::pair<const void*, std::uint32_t>>&& tally = {}) {
     const auto id = c.id;
     if (c.pending.empty()) {
       const auto r = try_send(c.identity, body);
@@ -178,7 +184,7 @@ struct transport::impl {
         return;
       }
     }
-    c.pending.push_back(pending_message{std::move(body), events, droppable});
+    c.pending.push_back(pending_message{std::move(body), events, droppable, shard, std::move(tally)});
     c.pending_events += events;
     bump(stats.queued_events, events);
     stalled.insert(id);
@@ -205,6 +211,10 @@ struct transport::impl {
   void overflow(connection& c) {
     while (c.pending_events > opts.subscriber_queue && !c.pending.empty() && c.pending.front().droppable) {
       const auto n = c.pending.front().events;
+      if (!c.pending.front().tally.empty()) {
+        // Submitted from the loop, never from inside a send (submit may drain output re-entrantly).
+        drop_reports.emplace_back(c.pending.front().shard, std::move(c.pending.front().tally));
+      }
       c.pending.pop_front();
       c.pending_events -= n;
       bump(stats.slow_drops, n);
@@ -301,13 +311,13 @@ struct transport::impl {
         auto out = rt.try_take(s);
         if (!out) break;
         any = true;
-        deliver(std::move(*out));
+        deliver(s, std::move(*out));
       }
     }
     return any;
   }
 
-  void deliver(router::outbound&& out) {
+  void deliver(unsigned shard, router::outbound&& out) {
     auto c = conns.find(out.conn);
     if (out.barrier_token) {
       auto b = barriers.find(*out.barrier_token);
@@ -325,7 +335,7 @@ struct transport::impl {
       return;
     }
     if (c == conns.end()) return;  // the session ended while this was in flight
-    send_to(c->second, adopt(std::move(out.bytes)), out.events, out.droppable);
+    send_to(c->second, adopt(std::move(out.bytes)), out.events, out.droppable, shard, std::move(out.tally));
   }
 
   // ---------------------------------------------------------------- receiving
@@ -556,7 +566,8 @@ struct transport::impl {
                              fmt::format("subscription id {} is already in use on this session", s.sub_id)));
       return;
     }
-    submit_all(router::command{router::subscribe_command{c.id, s.sub_id, std::string(s.pattern), options->policy}});
+    submit_all(router::command{
+        router::subscribe_command{c.id, s.sub_id, std::string(s.pattern), options->policy, options->policy_explicit}});
     barrier(c, barrier_kind::suback, s.sub_id);
   }
 
@@ -575,6 +586,11 @@ struct transport::impl {
         quiesced.notify_all();
       }
       if (!stalled.empty() || !farewells.empty()) retry_stalled();
+      if (!drop_reports.empty()) {
+        auto reports = std::move(drop_reports);
+        drop_reports.clear();
+        for (auto& [shard, tally] : reports) submit(shard, router::command{router::drop_report{std::move(tally)}});
+      }
       const auto now = clock::now();
       if (now >= next_sweep) {
         sweep(now);
