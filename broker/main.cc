@@ -24,6 +24,7 @@ po::options_description describe(options& o) {
       ("admin-bind", po::value(&o.admin_bind)->default_value(o.admin_bind), "admin HTTP API address")
       ("admin-port", po::value(&o.admin_port)->default_value(o.admin_port), "admin HTTP API port (0 = any free)")
       ("admin-token", po::value(&o.admin_token)->default_value(o.admin_token), "bearer token; empty = no auth")
+      ("token", po::value(&o.tokens)->composing(), "extra token NAME:SECRET:TENANT:SCOPES (repeatable)")
       ("data-dir", po::value(&o.data_dir)->default_value(o.data_dir), "RocksDB data directory")
       ("memory", po::bool_switch(&o.memory), "run with no disk (in-memory store)")
       ("shards", po::value(&o.shards)->default_value(o.shards), "router shard threads (0 = cores - 1, min 1)")
@@ -37,6 +38,8 @@ po::options_description describe(options& o) {
        "default slow-consumer policy: disconnect | drop_oldest")
       ("heartbeat-ms", po::value(&o.heartbeat_ms)->default_value(o.heartbeat_ms),
        "heartbeat assumed for clients that do not set one; 3 missed = dropped")
+      ("retention-interval-ms", po::value(&o.retention_interval_ms)->default_value(o.retention_interval_ms),
+       "how often retention limits are enforced (0 = never)")
       ("log-level", po::value(&o.log_level)->default_value(o.log_level),
        "trace | debug | info | warn | error | off");
   return d;

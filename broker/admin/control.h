@@ -15,6 +15,8 @@
 #include <string_view>
 #include <vector>
 
+#include "broker/auth/auth.h"
+
 namespace switchboard::admin {
 
 // An error the API returns as {"error":{"code":…,"message":…}} with `status`.
@@ -24,15 +26,8 @@ struct api_error {
   std::string message;
 };
 
-// Who is calling, after authentication. tenant "*" (the --admin-token, or no auth configured) may
-// touch every channel; any other tenant only names whose first token equals the tenant.
-struct principal {
-  std::string name;    // token name, for logs
-  std::string tenant;  // "*" = all tenants
-  bool admin = false;
-  bool publish = false;
-  bool subscribe = false;
-};
+// Who is calling, after authentication (see broker/auth/auth.h for the tenant rule).
+using auth::principal;
 
 struct publish_result {
   std::uint64_t epoch = 0;

@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace switchboard::server {
 
@@ -14,8 +15,12 @@ struct options {
   // Admin HTTP API. Port 0 picks a free one.
   std::string admin_bind = "127.0.0.1";
   std::uint16_t admin_port = 7401;
-  // Bearer token for the admin API and the protocol HELLO; empty = no authentication.
+  // Bearer token for the admin API and the protocol HELLO (tenant "*", every scope). With no
+  // admin token and no `tokens`, nothing is authenticated (every client may do everything).
   std::string admin_token;
+  // More tokens, each "NAME:SECRET:TENANT:SCOPES" (SCOPES: comma list of admin,publish,subscribe);
+  // repeat the `token` key in the config file or the --token flag.
+  std::vector<std::string> tokens;
   // RocksDB directory; ignored with memory = true.
   std::string data_dir = "./data";
   bool memory = false;
@@ -35,6 +40,9 @@ struct options {
   // Heartbeat interval the broker assumes when a client's HELLO says 0; a client silent for three
   // of its intervals is dropped and its subscriptions removed.
   std::uint32_t heartbeat_ms = 5000;
+  // How often retention limits of durable channels are enforced (0 = never). Retention runs on
+  // its own thread and never stalls publishes.
+  std::uint32_t retention_interval_ms = 1000;
   // trace, debug, info, warn, error, off.
   std::string log_level = "info";
 };

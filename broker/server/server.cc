@@ -1,23 +1,27 @@
 #include "broker/server/server.h"
 
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <atomic>
+#include <condition_variable>
+#include <map>
+#include <mutex>
 #include <random>
 #include <thread>
 
+#include "broker/admin/admin_server.h"
+#include "broker/auth/auth.h"
+#include "broker/channels/config_registry.h"
 #include "broker/router/router.h"
+#include "broker/router/topic.h"
+#include "broker/server/broker_control.h"
+#include "broker/server/store_log.h"
+#include "broker/store/store.h"
 #include "broker/transport/transport.h"
 
 namespace switchboard::server {
-
-struct server::impl {
-  options opts;
-  std::unique_ptr<router::router> rt;
-  std::unique_ptr<transport::transport> tp;
-  std::atomic<bool> running{false};
-};
 
 namespace {
 
@@ -33,42 +37,157 @@ std::uint64_t random_epoch() {
   return e;
 }
 
+router::slow_policy to_router(channels::slow_consumer_policy p) {
+  // conflate and spill are served by durable subscriptions; for live subscribers they fall back
+  // to drop_oldest (never a silent disconnect of a subscriber that asked to keep up).
+  return p == channels::slow_consumer_policy::disconnect ? router::slow_policy::disconnect
+                                                         : router::slow_policy::drop_oldest;
+}
+
+// Channel policies resolved from the config registry's current snapshot.
+class registry_policies final : public router::policy_source {
+ public:
+  explicit registry_policies(const channels::config_registry& r) : _registry(r) {}
+  router::channel_policy lookup(std::string_view channel) const override {
+    const auto eff = _registry.snapshot()->effective(channel);
+    const auto& c = eff.config;
+    return router::channel_policy{
+        .durable = c.durable.value_or(false),
+        .slow = to_router(c.slow_consumer.value_or(channels::slow_consumer_policy::disconnect)),
+        .max_payload_bytes = static_cast<std::size_t>(c.max_payload_bytes.value_or(1 << 20)),
+        .dedupe_window_ns = c.dedupe_window ? static_cast<std::uint64_t>(
+                                                  std::chrono::nanoseconds(*c.dedupe_window).count())
+                                            : 0};
+  }
+  std::uint64_t generation() const noexcept override { return _registry.generation(); }
+
+ private:
+  const channels::config_registry& _registry;
+};
+
 }  // namespace
+
+struct server::impl {
+  options opts;
+  std::unique_ptr<store::store> st;
+  std::unique_ptr<channels::config_registry> registry;
+  std::unique_ptr<registry_policies> policies;
+  std::unique_ptr<store_log> log;
+  std::unique_ptr<router::router> rt;
+  std::unique_ptr<transport::transport> tp;
+  std::unique_ptr<broker_control> control;
+  std::unique_ptr<admin::admin_server> admin;
+  auth::token_table tokens;
+  std::jthread retention;
+  std::mutex retention_mutex;
+  std::condition_variable_any retention_cv;
+  std::atomic<bool> running{false};
+
+  void retention_loop(std::stop_token st);
+};
+
+void server::impl::retention_loop(std::stop_token stop) {
+  const auto every = std::chrono::milliseconds(opts.retention_interval_ms);
+  while (!stop.stop_requested()) {
+    {
+      std::unique_lock lock(retention_mutex);
+      retention_cv.wait_for(lock, stop, every, [] { return false; });
+    }
+    if (stop.stop_requested()) return;
+    control->enforce_retention();
+  }
+}
 
 std::expected<std::unique_ptr<server>, start_error> server::start(const options& opts) {
   if (opts.slow_consumer != "disconnect" && opts.slow_consumer != "drop_oldest") {
     return std::unexpected(start_error{"slow-consumer must be \"disconnect\" or \"drop_oldest\", not \"" +
-                                       opts.slow_consumer + "\"", true});
+                                           opts.slow_consumer + "\"",
+                                       true});
   }
   if (opts.shards > 64) return std::unexpected(start_error{"shards must be between 0 and 64", true});
   auto p = std::make_unique<impl>();
   p->opts = opts;
+
+  auto tokens = auth::token_table::make(opts.admin_token, opts.tokens);
+  if (!tokens) return std::unexpected(start_error{tokens.error(), true});
+  p->tokens = std::move(*tokens);
+
+  auto st = opts.memory ? store::store::open_memory() : store::store::open_rocksdb(opts.data_dir);
+  if (!st) return std::unexpected(start_error{"cannot open the store in " + opts.data_dir + ": " + st.error().message});
+  p->st = std::move(*st);
+  p->st->start();
+
+  channels::registry_defaults defaults;
+  defaults.max_payload_bytes = opts.max_payload_bytes;
+  defaults.slow_consumer = opts.slow_consumer == "drop_oldest" ? channels::slow_consumer_policy::drop_oldest
+                                                               : channels::slow_consumer_policy::disconnect;
+  p->registry = std::make_unique<channels::config_registry>(defaults);
+  if (auto loaded = load_channel_configs(*p->st, *p->registry); !loaded) {
+    return std::unexpected(start_error{loaded.error()});
+  }
+  p->policies = std::make_unique<registry_policies>(*p->registry);
+  p->log = std::make_unique<store_log>(*p->st);
+
   const std::uint64_t epoch = random_epoch();
   router::router_options ro;
   ro.shards = opts.shards == 0 ? default_shards() : opts.shards;
   ro.max_payload_bytes = opts.max_payload_bytes;
   ro.epoch = epoch;
+  ro.default_slow = opts.slow_consumer == "drop_oldest" ? router::slow_policy::drop_oldest
+                                                         : router::slow_policy::disconnect;
+  ro.policies = p->policies.get();
+  ro.log = p->log.get();
   p->rt = std::make_unique<router::router>(ro);
 
   transport::transport_options to;
   to.bind = opts.bind;
-  to.token = opts.admin_token;
+  to.tokens = &p->tokens;
+  to.policies = p->registry.get();
   to.max_payload_bytes = opts.max_payload_bytes;
   to.subscriber_queue = opts.subscriber_queue;
   to.socket_hwm = opts.socket_hwm;
-  to.default_policy =
-      opts.slow_consumer == "drop_oldest" ? router::slow_policy::drop_oldest : router::slow_policy::disconnect;
+  to.default_policy = ro.default_slow;
   to.heartbeat_ms = opts.heartbeat_ms;
   to.epoch = epoch;
   auto tp = transport::transport::create(to, *p->rt);
   if (!tp) return std::unexpected(start_error{tp.error().message});
   p->tp = std::move(*tp);
 
+  // One router producer per thread that calls the control: each HTTP worker and the retention
+  // thread submit on their own queues, so the router stays single-producer per queue.
+  std::vector<router::router::producer*> admin_producers;
+  for (unsigned i = 0; i < admin::admin_server::worker_threads + 1; ++i) {
+    admin_producers.push_back(&p->rt->add_producer());
+  }
+  p->control = std::make_unique<broker_control>(broker_control::parts{
+      .opts = p->opts,
+      .st = *p->st,
+      .registry = *p->registry,
+      .rt = *p->rt,
+      .producers = std::move(admin_producers),
+      .transport_stats = [t = p->tp.get()] { return t->snapshot(); },
+  });
+
   auto* t = p->tp.get();
   p->rt->start([t] { t->wake(); });
   p->tp->start();
   p->running = true;
-  spdlog::info("router: {} shard(s), epoch {:016x}", ro.shards, epoch);
+
+  admin::admin_options ao;
+  ao.bind = opts.admin_bind;
+  ao.port = opts.admin_port;
+  ao.max_body_bytes = opts.max_payload_bytes + 64 * 1024;
+  auto admin = admin::admin_server::start(ao, p->tokens, *p->control);
+  if (!admin) {
+    auto s = std::unique_ptr<server>(new server(std::move(p)));
+    s->stop();
+    return std::unexpected(start_error{admin.error()});
+  }
+  p->admin = std::move(*admin);
+  if (opts.retention_interval_ms > 0) {
+    p->retention = std::jthread([raw = p.get()](std::stop_token st) { raw->retention_loop(st); });
+  }
+  spdlog::info("router: {} shard(s); store: {}", ro.shards, opts.memory ? "memory" : opts.data_dir);
   return std::unique_ptr<server>(new server(std::move(p)));
 }
 
@@ -78,7 +197,7 @@ server::~server() { stop(); }
 
 std::string server::endpoint() const { return _impl->tp->endpoint(); }
 
-std::string server::admin_url() const { return {}; }
+std::string server::admin_url() const { return _impl->admin ? _impl->admin->url() : std::string(); }
 
 stats server::snapshot() const {
   const auto r = _impl->rt->snapshot();
@@ -95,9 +214,15 @@ stats server::snapshot() const {
 
 void server::stop() {
   if (!_impl->running.exchange(false)) return;
-  _impl->tp->stop_accepting();  // no new work reaches the router
-  _impl->rt->stop();            // shards finish what they were given
-  _impl->tp->stop();            // their output is sent, the socket closed
+  if (_impl->retention.joinable()) {
+    _impl->retention.request_stop();
+    _impl->retention.join();
+  }
+  if (_impl->admin) _impl->admin->stop();  // no new HTTP requests
+  _impl->tp->stop_accepting();             // no new work reaches the router
+  _impl->rt->stop();                       // shards finish what they were given (and its log writes)
+  _impl->tp->stop();                       // their output is sent, the socket closed
+  _impl->st->stop();                       // the store writes what is queued
 }
 
 }  // namespace switchboard::server

@@ -98,6 +98,10 @@ std::string_view client_frame_error(const proto::frame& f) {
 }  // namespace
 
 struct transport::impl {
+  struct name_hash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
+  };
   struct pending_message {
     zmq::message_t body;
     std::uint32_t events = 0;
@@ -108,6 +112,7 @@ struct transport::impl {
   struct connection {
     router::conn_id id = 0;
     std::string identity;
+    auth::principal who;
     clock::time_point last_seen;
     std::chrono::milliseconds heartbeat{0};
     std::unordered_set<std::uint32_t> subs;
@@ -151,6 +156,10 @@ struct transport::impl {
   std::uint64_t next_token = 1;
   clock::time_point next_sweep;
   simdjson::ondemand::parser json;
+  // Effective `permissions` per channel, valid for one config generation.
+  std::unordered_map<std::string, channels::permission_lists, name_hash, std::equal_to<>> permissions;
+  const std::pair<const std::string, channels::permission_lists>* last_permissions = nullptr;
+  std::uint64_t permissions_generation = ~std::uint64_t{0};
   std::string scratch;  // reply records being assembled for one client message
 
   struct counters {
@@ -385,7 +394,9 @@ struct transport::impl {
     std::uint64_t shard_mask = 0;
   };
 
-  std::expected<message_shape, std::pair<std::string, std::string>> inspect(std::string_view bytes, bool known) {
+  std::expected<message_shape, std::pair<std::string, std::string>> inspect(std::string_view bytes,
+                                                                            const connection* c) {
+    const bool known = c != nullptr;
     message_shape shape;
     proto::frame_reader reader(bytes);
     bool first = true;
@@ -406,7 +417,7 @@ struct transport::impl {
       }
       first = false;
       if (const auto* pub = std::get_if<proto::publish>(&f)) {
-        if (pub->payload.size() > opts.max_payload_bytes || !router::validate_channel(pub->channel)) {
+        if (!known || !publish_ok(*c, *pub)) {
           shape.only_valid_pubs = false;
         } else if (rt.shards() > 1) {
           shape.shard_mask |= std::uint64_t{1} << rt.shard_of(pub->channel);
@@ -423,7 +434,7 @@ struct transport::impl {
     auto found = by_identity.find(identity);
     connection* c = found == by_identity.end() ? nullptr : &conns.at(found->second);
     const std::string_view bytes(static_cast<const char*>(msg.data()), msg.size());
-    auto shape = inspect(bytes, c != nullptr);
+    auto shape = inspect(bytes, c);
     if (!shape) {
       if (shape.error().first != "hello_required") bump(stats.bad_frames);
       spdlog::debug("rejected message from session {}: {} ({})", c ? c->id : 0, shape.error().first,
@@ -452,7 +463,7 @@ struct transport::impl {
     auto flush_run = [&] {
       if (run_end > run_begin && c != nullptr) {
         submit_all(router::command{router::publish_batch{c->id, owner, records.substr(run_begin, run_end - run_begin),
-                                                         now_ns, false}});
+                                                         now_ns, true}});
       }
       run_begin = run_end = reader.offset();
     };
@@ -462,11 +473,16 @@ struct transport::impl {
       if (!next || !*next) break;
       const proto::frame& f = **next;
       if (const auto* pub = std::get_if<proto::publish>(&f)) {
-        if (run_end != at) run_begin = at;
-        run_end = reader.offset();
-        const auto id = c->id;
-        check_publish(*c, *pub);
-        c = lookup(id);
+        if (publish_ok(*c, *pub)) {
+          if (run_end != at) run_begin = at;
+          run_end = reader.offset();
+        } else {
+          // A refused record ends the run: the shards only ever see records they may publish.
+          flush_run();
+          const auto id = c->id;
+          check_publish(*c, *pub);
+          c = lookup(id);
+        }
       } else {
         flush_run();
         c = control(identity, c, f);
@@ -474,6 +490,44 @@ struct transport::impl {
       if (c == nullptr) return;  // HELLO was refused or the peer vanished: nothing after it may run
     }
     flush_run();
+  }
+
+  // The effective `permissions` of a channel, cached for the current config generation (one
+  // registry resolution per channel per generation; a one-entry cache for runs on one channel).
+  const channels::permission_lists* permissions_of(std::string_view channel) {
+    if (opts.policies == nullptr) return nullptr;
+    const auto generation = opts.policies->generation();
+    if (generation != permissions_generation) {
+      permissions.clear();
+      last_permissions = nullptr;
+      permissions_generation = generation;
+    }
+    if (last_permissions != nullptr && channel == last_permissions->first) return &last_permissions->second;
+    auto it = permissions.find(channel);
+    if (it == permissions.end()) {
+      auto eff = opts.policies->snapshot()->effective(channel);
+      it = permissions.emplace(std::string(channel), eff.config.permissions.value_or(channels::permission_lists{}))
+               .first;
+    }
+    last_permissions = &*it;
+    return &it->second;
+  }
+
+  // Why `who` may not publish on `channel`, or empty when it may.
+  std::string publish_refusal(const auth::principal& who, std::string_view channel) {
+    if (!who.publish) return fmt::format("token \"{}\" has no publish scope", who.name);
+    if (auto ok = auth::may_use(who, channel); !ok) return ok.error();
+    if (const auto* perms = permissions_of(channel);
+        perms != nullptr && !perms->may_publish(who.tenant) && !perms->may_publish(who.name)) {
+      return fmt::format("\"{}\" may not publish on channel \"{}\"", who.name, channel);
+    }
+    return {};
+  }
+
+  // True when the broker will accept this PUB record from `c` (size, channel name, permissions).
+  bool publish_ok(const connection& c, const proto::publish& pub) {
+    return pub.payload.size() <= opts.max_payload_bytes && router::validate_channel(pub.channel) &&
+           publish_refusal(c.who, pub.channel).empty();
   }
 
   void check_publish(connection& c, const proto::publish& pub) {
@@ -485,6 +539,10 @@ struct transport::impl {
     } else if (auto ok = router::validate_channel(pub.channel); !ok) {
       bump(stats.rejected_events);
       send_to(c, error_bytes(pub.request_id, ok.error().code, ok.error().message));
+    } else if (auto why = publish_refusal(c.who, pub.channel); !why.empty()) {
+      bump(stats.rejected_events);
+      spdlog::debug("session {} ({}): publish on {} refused: {}", c.id, c.who.name, pub.channel, why);
+      send_to(c, error_bytes(pub.request_id, "forbidden", why));
     }
   }
 
@@ -527,7 +585,8 @@ struct transport::impl {
                               proto::version));
       return c;
     }
-    if (!opts.token.empty() && h.token != opts.token) {
+    auto who = opts.tokens != nullptr ? opts.tokens->authenticate(h.token) : std::optional(auth::anonymous_principal());
+    if (!who) {
       spdlog::warn("HELLO with an invalid token rejected");
       reply_error(identity, 0, "unauthorized", "invalid token");
       return c;
@@ -537,6 +596,7 @@ struct transport::impl {
     connection& fresh = conns[id];
     fresh.id = id;
     fresh.identity = identity;
+    fresh.who = std::move(*who);
     fresh.last_seen = clock::now();
     fresh.heartbeat = std::chrono::milliseconds(h.heartbeat_ms != 0 ? h.heartbeat_ms : opts.heartbeat_ms);
     by_identity[identity] = id;
@@ -554,6 +614,20 @@ struct transport::impl {
   void subscribe(connection& c, const proto::subscribe& s) {
     if (auto ok = router::validate_pattern(s.pattern); !ok) {
       send_to(c, error_bytes(s.sub_id, ok.error().code, ok.error().message));
+      return;
+    }
+    if (!c.who.subscribe) {
+      send_to(c, error_bytes(s.sub_id, "forbidden", fmt::format("token \"{}\" has no subscribe scope", c.who.name)));
+      return;
+    }
+    if (auto ok = auth::may_use(c.who, s.pattern); !ok) {
+      send_to(c, error_bytes(s.sub_id, "forbidden", ok.error()));
+      return;
+    }
+    if (const auto* perms = router::validate_channel(s.pattern) ? permissions_of(s.pattern) : nullptr;
+        perms != nullptr && !perms->may_subscribe(c.who.tenant) && !perms->may_subscribe(c.who.name)) {
+      send_to(c, error_bytes(s.sub_id, "forbidden",
+                             fmt::format("\"{}\" may not subscribe to channel \"{}\"", c.who.name, s.pattern)));
       return;
     }
     auto options = parse_sub_options(json, s.options, opts.default_policy);

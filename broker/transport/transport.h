@@ -23,13 +23,18 @@
 #include <memory>
 #include <string>
 
+#include "broker/auth/auth.h"
+#include "broker/channels/config_registry.h"
 #include "broker/router/router.h"
 
 namespace switchboard::transport {
 
 struct transport_options {
   std::string bind = "tcp://127.0.0.1:7400";
-  std::string token;  // empty = no authentication
+  // HELLO tokens; null or an open table = every client is the anonymous principal.
+  const auth::token_table* tokens = nullptr;
+  // Channel `permissions` attributes; null = no per-channel permissions.
+  const channels::config_registry* policies = nullptr;
   std::size_t max_payload_bytes = 1 << 20;
   std::size_t subscriber_queue = 1 << 16;
   std::size_t socket_hwm = 1000;  // batches ZeroMQ may buffer per client before ours queue up

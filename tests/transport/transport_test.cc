@@ -21,6 +21,7 @@ class transport_test : public ::testing::Test {
   void start(server::options o = {}) {
     o.bind = "tcp://127.0.0.1:*";
     o.memory = true;
+    o.admin_port = 0;  // any free port: tests run in parallel
     if (o.shards == 0) o.shards = 2;
     auto s = server::server::start(o);
     ASSERT_TRUE(s.has_value()) << s.error().message;

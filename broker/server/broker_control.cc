@@ -1,0 +1,314 @@
+#include "broker/server/broker_control.h"
+
+#include <fmt/format.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <chrono>
+#include <future>
+#include <map>
+
+#include "broker/channels/channel_config.h"
+#include "broker/router/topic.h"
+
+namespace switchboard::server {
+
+namespace {
+
+admin::api_error to_api(const channels::config_error& e) { return {e.http_status, e.code, e.message}; }
+
+admin::api_error store_error(const store::error& e) {
+  spdlog::error("store: {}", e.message);
+  return {503, "store_failed", e.message};
+}
+
+std::uint64_t unix_ns() {
+  return static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
+          .count());
+}
+
+// Each thread that calls into a broker_control gets its own producer slot of that instance on
+// first use (instances are told apart by a process-unique id: tests run several brokers).
+std::atomic<std::uint64_t> next_instance{1};
+thread_local std::vector<std::pair<std::uint64_t, unsigned>> thread_slots;
+
+}  // namespace
+
+std::expected<void, std::string> load_channel_configs(store::store& st, channels::config_registry& registry) {
+  auto all = st.list_configs(store::kind::channels);
+  if (!all) return std::unexpected("cannot read channel configs: " + all.error().message);
+  for (auto& [name, json] : *all) {
+    auto config = channels::parse_config(json);
+    if (!config) return std::unexpected(fmt::format("stored config of \"{}\" is invalid: {}", name, config.error().message));
+    if (auto ok = registry.put(name, std::move(*config)); !ok) {
+      return std::unexpected(fmt::format("stored config of \"{}\" is invalid: {}", name, ok.error().message));
+    }
+  }
+  spdlog::info("loaded {} channel config(s)", all->size());
+  return {};
+}
+
+broker_control::broker_control(parts p) : _p(std::move(p)), _instance(next_instance.fetch_add(1)) {}
+
+router::router::producer& broker_control::producer() {
+  auto it = std::ranges::find(thread_slots, _instance, &std::pair<std::uint64_t, unsigned>::first);
+  if (it == thread_slots.end()) {
+    thread_slots.emplace_back(_instance, _next_slot.fetch_add(1));
+    it = std::prev(thread_slots.end());
+  }
+  // More calling threads than slots would break the one-producer-per-queue rule: refuse loudly.
+  if (it->second >= _p.producers.size()) {
+    spdlog::critical("admin thread slot {} exceeds the {} router producers", it->second, _p.producers.size());
+    std::terminate();
+  }
+  return *_p.producers[it->second];
+}
+
+std::expected<std::string, admin::api_error> broker_control::store_config(std::string_view name,
+                                                                          channels::channel_config config) {
+  if (auto ok = channels::validate_config(config); !ok) return std::unexpected(to_api(ok.error()));
+  if (auto ok = _p.st.put_config(store::kind::channels, name, channels::to_json(config)); !ok) {
+    return std::unexpected(store_error(ok.error()));
+  }
+  if (auto ok = _p.registry.put(name, std::move(config)); !ok) return std::unexpected(to_api(ok.error()));
+  spdlog::info("channel config {} updated (generation {})", name, _p.registry.generation());
+  return get_channel(name);
+}
+
+std::expected<std::string, admin::api_error> broker_control::put_channel(std::string_view name,
+                                                                         std::string_view body) {
+  auto config = channels::parse_config(body, channels::parse_mode::full);
+  if (!config) return std::unexpected(to_api(config.error()));
+  std::lock_guard lock(_config_mutex);
+  return store_config(name, std::move(*config));
+}
+
+std::expected<std::string, admin::api_error> broker_control::patch_channel(std::string_view name,
+                                                                           std::string_view body) {
+  auto patch = channels::parse_config(body, channels::parse_mode::patch);
+  if (!patch) return std::unexpected(to_api(patch.error()));
+  std::lock_guard lock(_config_mutex);
+  auto merged = channels::merge_patch(_p.registry.get(name).value_or(channels::channel_config{}), *patch);
+  if (!merged) return std::unexpected(to_api(merged.error()));
+  return store_config(name, std::move(*merged));
+}
+
+std::expected<std::string, admin::api_error> broker_control::get_channel(std::string_view name) {
+  if (channels::is_pattern(name)) {
+    auto own = _p.registry.get(name);
+    if (!own) return std::unexpected(admin::api_error{404, "not_found", fmt::format("no config for pattern \"{}\"", name)});
+    channels::effective_config eff;
+    eff.name = std::string(name);
+    eff.config = *own;
+    for (std::size_t i = 0; i < channels::attribute_count; ++i) {
+      eff.sources[i] = own->has(static_cast<channels::attribute>(i)) ? "pattern" : "unset";
+    }
+    return channels::effective_to_json(eff);
+  }
+  auto eff = _p.registry.effective(name);
+  if (!eff) return std::unexpected(to_api(eff.error()));
+  const bool configured = std::ranges::any_of(eff->sources, [](const std::string& s) { return s != "default"; });
+  if (!configured) {
+    return std::unexpected(admin::api_error{
+        404, "not_found", fmt::format("no config applies to \"{}\" (neither its own nor a pattern's)", name)});
+  }
+  return channels::effective_to_json(*eff);
+}
+
+std::expected<void, admin::api_error> broker_control::delete_channel(std::string_view name) {
+  std::lock_guard lock(_config_mutex);
+  if (!_p.registry.get(name)) {
+    return std::unexpected(admin::api_error{404, "not_found", fmt::format("no config stored for \"{}\"", name)});
+  }
+  if (auto ok = _p.st.delete_config(store::kind::channels, name); !ok) return std::unexpected(store_error(ok.error()));
+  (void)_p.registry.erase(name);
+  spdlog::info("channel config {} deleted", name);
+  return {};
+}
+
+std::expected<std::vector<router::channel_stats>, admin::api_error> broker_control::shard_stats() {
+  auto& prod = producer();
+  std::vector<std::future<std::vector<router::channel_stats>>> replies;
+  for (unsigned s = 0; s < _p.rt.shards(); ++s) {
+    auto promise = std::make_shared<std::promise<std::vector<router::channel_stats>>>();
+    replies.push_back(promise->get_future());
+    router::command cmd{router::stats_query{promise}};
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    while (!prod.try_submit(s, cmd)) {
+      if (std::chrono::steady_clock::now() > deadline) {
+        return std::unexpected(admin::api_error{503, "busy", "the router did not accept the query in time"});
+      }
+      std::this_thread::yield();
+    }
+  }
+  std::vector<router::channel_stats> all;
+  for (auto& f : replies) {
+    if (f.wait_for(std::chrono::seconds(5)) != std::future_status::ready) {
+      return std::unexpected(admin::api_error{503, "busy", "a router shard did not answer in time"});
+    }
+    auto part = f.get();
+    all.insert(all.end(), std::make_move_iterator(part.begin()), std::make_move_iterator(part.end()));
+  }
+  return all;
+}
+
+std::expected<std::vector<admin::channel_stats>, admin::api_error> broker_control::list_channels() {
+  auto live = shard_stats();
+  if (!live) return std::unexpected(live.error());
+  std::map<std::string, admin::channel_stats> by_name;
+  for (auto& s : *live) {
+    by_name[s.name] = admin::channel_stats{.name = s.name, .published = s.published, .delivered = s.delivered,
+                                           .subscribers = s.subscribers, .last_seq = s.last_seq,
+                                           .dropped = s.dropped, .durable = s.durable};
+  }
+  for (auto& [name, config] : _p.registry.list()) {
+    auto& entry = by_name[name];
+    entry.name = name;
+    if (!channels::is_pattern(name)) entry.durable = entry.durable || config.durable.value_or(false);
+  }
+  std::vector<admin::channel_stats> out;
+  for (auto& [name, s] : by_name) out.push_back(std::move(s));
+  return out;
+}
+
+std::expected<admin::publish_result, admin::api_error> broker_control::publish(std::string_view channel,
+                                                                               std::string_view payload,
+                                                                               std::string_view key,
+                                                                               std::chrono::milliseconds timeout) {
+  if (auto ok = router::validate_channel(channel); !ok) {
+    return std::unexpected(admin::api_error{400, ok.error().code, ok.error().message});
+  }
+  if (payload.size() > _p.opts.max_payload_bytes) {
+    return std::unexpected(admin::api_error{
+        413, "payload_too_large",
+        fmt::format("payload of {} bytes on channel \"{}\" exceeds the limit of {} bytes", payload.size(), channel,
+                    _p.opts.max_payload_bytes)});
+  }
+  auto promise = std::make_shared<std::promise<router::publish_reply>>();
+  auto reply = promise->get_future();
+  router::command cmd{router::direct_publish{.channel = std::string(channel), .key = std::string(key),
+                                             .payload = std::string(payload), .time_ns = unix_ns(),
+                                             .reply = promise}};
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  auto& prod = producer();
+  const unsigned shard = _p.rt.shard_of(channel);
+  while (!prod.try_submit(shard, cmd)) {
+    if (std::chrono::steady_clock::now() > deadline) {
+      return std::unexpected(admin::api_error{503, "busy", "the router did not accept the event in time"});
+    }
+    std::this_thread::yield();
+  }
+  if (reply.wait_until(deadline) != std::future_status::ready) {
+    return std::unexpected(admin::api_error{504, "timeout", "the event was not acknowledged in time"});
+  }
+  auto r = reply.get();
+  if (!r.error_code.empty()) {
+    const int status = r.error_code == "payload_too_large" ? 413 : 503;
+    return std::unexpected(admin::api_error{status, r.error_code, r.error_message});
+  }
+  _http_published.fetch_add(1, std::memory_order_relaxed);
+  return admin::publish_result{.epoch = r.epoch, .seq = r.seq, .duplicate = r.duplicate};
+}
+
+std::expected<admin::history_page, admin::api_error> broker_control::history(std::string_view channel,
+                                                                             std::uint64_t from_seq,
+                                                                             std::size_t limit) {
+  auto eff = _p.registry.effective(channel);
+  if (!eff) return std::unexpected(to_api(eff.error()));
+  if (!eff->config.durable.value_or(false)) {
+    return std::unexpected(admin::api_error{404, "not_found",
+                                            fmt::format("channel \"{}\" is not durable; it keeps no history", channel)});
+  }
+  auto id = _p.st.channel_id(channel);
+  if (!id) return std::unexpected(store_error(id.error()));
+  auto first = _p.st.first_seq(*id);
+  if (!first) return std::unexpected(store_error(first.error()));
+  auto events = _p.st.read(*id, std::max<std::uint64_t>(from_seq, 1), limit, 16u << 20);
+  if (!events) return std::unexpected(store_error(events.error()));
+  admin::history_page page;
+  page.first_seq = *first;
+  page.next_seq = std::max<std::uint64_t>(from_seq, 1);
+  for (auto& e : *events) {
+    page.next_seq = e.seq + 1;
+    page.events.push_back(admin::history_event{.seq = e.seq, .time_ns = e.time_ns, .payload = std::move(e.payload)});
+  }
+  return page;
+}
+
+namespace {
+admin::api_error not_yet() {
+  return {501, "not_implemented", "durable subscriptions are not available in this build"};
+}
+}  // namespace
+
+std::expected<std::string, admin::api_error> broker_control::create_subscription(std::string_view) {
+  return std::unexpected(not_yet());
+}
+std::expected<std::string, admin::api_error> broker_control::get_subscription(std::string_view) {
+  return std::unexpected(not_yet());
+}
+std::expected<std::string, admin::api_error> broker_control::list_subscriptions() { return std::unexpected(not_yet()); }
+std::expected<void, admin::api_error> broker_control::delete_subscription(std::string_view) {
+  return std::unexpected(not_yet());
+}
+std::expected<std::string, admin::api_error> broker_control::list_dead_letters() { return std::unexpected(not_yet()); }
+std::expected<admin::publish_result, admin::api_error> broker_control::redrive_dead_letter(std::string_view) {
+  return std::unexpected(not_yet());
+}
+
+void broker_control::enforce_retention() {
+  auto live = shard_stats();
+  if (!live) return;
+  const auto now = unix_ns();
+  for (const auto& ch : *live) {
+    if (!ch.durable) continue;
+    auto eff = _p.registry.effective(ch.name);
+    if (!eff || !eff->config.retention) continue;
+    const auto& r = *eff->config.retention;
+    store::retention limits{
+        .max_age_ns = r.max_age ? static_cast<std::uint64_t>(std::chrono::nanoseconds(*r.max_age).count()) : 0,
+        .max_events = r.max_events.value_or(0),
+        .max_bytes = r.max_bytes.value_or(0)};
+    if (limits.max_age_ns == 0 && limits.max_events == 0 && limits.max_bytes == 0) continue;
+    auto id = _p.st.channel_id(ch.name);
+    if (!id) continue;
+    auto removed = _p.st.trim(*id, limits, now);
+    if (!removed) {
+      spdlog::error("retention of {} failed: {}", ch.name, removed.error().message);
+    } else if (*removed > 0) {
+      _trimmed.fetch_add(*removed, std::memory_order_relaxed);
+      spdlog::debug("retention removed {} event(s) from {}", *removed, ch.name);
+    }
+  }
+}
+
+std::string broker_control::metrics() {
+  const auto r = _p.rt.snapshot();
+  const auto t = _p.transport_stats();
+  std::string out;
+  auto counter = [&](std::string_view name, std::string_view help, std::uint64_t v, std::string_view type = "counter") {
+    out += fmt::format("# HELP switchboard_{} {}\n# TYPE switchboard_{} {}\nswitchboard_{} {}\n", name, help, name, type,
+                       name, v);
+  };
+  counter("published_total", "Events accepted from publishers.", r.published);
+  counter("delivered_total", "EVENT records handed to the network.", t.delivered);
+  counter("routed_total", "Event deliveries produced by the router shards.", r.delivered);
+  counter("http_published_total", "Events published through the admin API.", _http_published.load());
+  counter("rejected_events_total", "PUB records answered with ERR.", t.rejected_events);
+  counter("bad_frames_total", "Client messages rejected by the codec.", t.bad_frames);
+  counter("slow_consumer_dropped_total", "Events dropped by the drop_oldest policy.", t.slow_consumer_drops);
+  counter("slow_consumer_disconnects_total", "Sessions dropped by the disconnect policy.", t.slow_consumer_disconnects);
+  counter("reaped_total", "Sessions dropped for missing heartbeats.", t.reaped);
+  counter("retention_trimmed_total", "Events removed by retention.", _trimmed.load());
+  counter("connections", "Client sessions.", t.connections, "gauge");
+  counter("subscriptions", "Live subscriptions.", r.subscriptions, "gauge");
+  counter("channels", "Channels known to the router.", r.channels, "gauge");
+  counter("subscriber_queued_events", "Events waiting in per-client queues.", t.queued_events, "gauge");
+  counter("config_generation", "Generation of the channel config snapshot.", _p.registry.generation(), "gauge");
+  return out;
+}
+
+}  // namespace switchboard::server
