@@ -1,5 +1,7 @@
 #include "broker/router/router.h"
 
+#include <algorithm>
+
 #include "broker/router/shard.h"
 #include "broker/router/topic.h"
 
@@ -27,7 +29,7 @@ bool router::producer::try_submit(unsigned shard, command& cmd) {
 
 void router::start(std::function<void()> wake_consumer) {
   _wake_consumer = std::move(wake_consumer);
-  for (auto& s : _shards) s->start();
+  for (auto& s : _shards) s->start(!_opts.inline_shards);
   _started = true;
 }
 
@@ -45,10 +47,20 @@ unsigned router::shard_of(std::string_view channel) const noexcept {
 
 std::optional<outbound> router::try_take(unsigned shard) { return _shards[shard]->try_take(); }
 
+bool router::quiescent() const noexcept {
+  return std::ranges::all_of(_shards, [](const auto& s) { return s->quiescent(); });
+}
+
+bool router::poll() {
+  bool worked = false;
+  for (auto& s : _shards) worked = s->step() || worked;
+  return worked;
+}
+
 bool router::consumer_try_idle() {
   _consumer_idle.store(true, std::memory_order_seq_cst);
   for (auto& s : _shards) {
-    if (s->has_output()) {
+    if (s->has_output() || (_opts.inline_shards && s->has_work())) {
       _consumer_idle.store(false, std::memory_order_relaxed);
       return false;
     }

@@ -23,25 +23,49 @@ void shard::add_inbound(std::size_t capacity) {
   _inbound.push_back(std::make_unique<common::spsc_queue<command>>(capacity));
 }
 
-void shard::start() {
-  _thread = std::jthread([this](std::stop_token st) { run(st); });
+void shard::start(bool threaded) {
+  _threaded = threaded;
+  if (threaded) _thread = std::jthread([this](std::stop_token st) { run(st); });
 }
 
 void shard::stop() {
+  if (!_threaded) return;  // the consumer thread drives the shard until router::quiescent()
   if (!_thread.joinable()) return;
   _thread.request_stop();
+  wake();
+  _thread.join();
+}
+
+void shard::wake() noexcept {
+  if (!_threaded) {
+    _owner.notify_consumer();
+    return;
+  }
   _wake.fetch_add(1, std::memory_order_seq_cst);
   _wake.notify_one();
-  _thread.join();
 }
 
 bool shard::try_submit(unsigned producer, command& cmd) {
   if (!_inbound[producer]->try_push(cmd)) return false;
-  if (_idle.load(std::memory_order_seq_cst)) {
-    _wake.fetch_add(1, std::memory_order_seq_cst);
-    _wake.notify_one();
-  }
+  if (!_threaded || _idle.load(std::memory_order_seq_cst)) wake();
   return true;
+}
+
+std::optional<outbound> shard::try_take() {
+  if (_threaded) return _outbound.try_pop();
+  if (_inline_out.empty()) return std::nullopt;
+  std::optional<outbound> o(std::move(_inline_out.front()));
+  _inline_out.pop_front();
+  return o;
+}
+
+bool shard::has_output() const noexcept { return _threaded ? !_outbound.empty() : !_inline_out.empty(); }
+
+bool shard::quiescent() const noexcept { return !has_work() && _in_flight.empty() && !has_output(); }
+
+bool shard::has_work() const noexcept {
+  return !_completions.empty() || !_building.items.empty() ||
+         std::ranges::any_of(_inbound, [](const auto& q) { return !q->empty(); });
 }
 
 shard_stats shard::snapshot() const noexcept {
@@ -49,33 +73,43 @@ shard_stats shard::snapshot() const noexcept {
           _channel_count.load(std::memory_order_relaxed), _subscription_count.load(std::memory_order_relaxed)};
 }
 
-void shard::run(std::stop_token st) {
-  std::stop_callback on_stop(st, [this] {
-    _wake.fetch_add(1, std::memory_order_seq_cst);
-    _wake.notify_one();
-  });
+// Pops and handles queued commands (bounded per queue per call) and applies log completions;
+// hands output over every `flush_every` commands. True if anything was done.
+bool shard::drain_inputs() {
   constexpr int flush_every = 16;  // commands between hand-overs under sustained load
+  bool worked = finish_durable();
+  if (const auto* p = _owner.options().policies) _policy_generation = p->generation();
   int since_flush = 0;
-  for (;;) {
-    bool worked = finish_durable();
-    if (const auto* p = _owner.options().policies) _policy_generation = p->generation();
-    for (auto& q : _inbound) {
-      for (int i = 0; i < flush_every; ++i) {
-        auto cmd = q->try_pop();
-        if (!cmd) break;
-        handle(*cmd);
-        worked = true;
-        if (++since_flush >= flush_every) {
-          submit_durable();
-          flush_dirty();
-          since_flush = 0;
-        }
+  for (auto& q : _inbound) {
+    for (int i = 0; i < flush_every; ++i) {
+      auto cmd = q->try_pop();
+      if (!cmd) break;
+      handle(*cmd);
+      worked = true;
+      if (++since_flush >= flush_every) {
+        submit_durable();
+        flush_dirty();
+        since_flush = 0;
       }
     }
-    if (worked) continue;
+  }
+  return worked;
+}
+
+bool shard::step() {
+  bool worked = false;
+  while (drain_inputs()) worked = true;
+  submit_durable();
+  flush_dirty();
+  return worked;
+}
+
+void shard::run(std::stop_token st) {
+  std::stop_callback on_stop(st, [this] { wake(); });
+  for (;;) {
+    if (drain_inputs()) continue;
     submit_durable();
     flush_dirty();
-    since_flush = 0;
     const bool durable_idle = _in_flight.empty() && _building.items.empty();
     if (st.stop_requested() && durable_idle) return;  // everything submitted was processed
     const auto seen = _wake.load(std::memory_order_seq_cst);
@@ -299,10 +333,7 @@ void shard::submit_durable() {
   event_log::completion done = [this](std::expected<void, std::string> result) {
     // Runs on the log's thread, the only producer of _completions.
     while (!_completions.try_push(result)) std::this_thread::yield();
-    if (_idle.load(std::memory_order_seq_cst)) {
-      _wake.fetch_add(1, std::memory_order_seq_cst);
-      _wake.notify_one();
-    }
+    if (!_threaded || _idle.load(std::memory_order_seq_cst)) wake();
   };
   if (_building.entries.empty()) {
     // Only acknowledgements of duplicates: they wait for the batches before them.
@@ -437,6 +468,10 @@ void shard::flush_dirty() {
 }
 
 void shard::push_outbound(outbound&& o) {
+  if (!_threaded) {
+    _inline_out.push_back(std::move(o));
+    return;
+  }
   while (!_outbound.try_push(o)) {
     // The consumer is behind; it never waits on us while we wait on it (it drains output even
     // when it cannot submit), so yielding here cannot deadlock.

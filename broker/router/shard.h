@@ -39,12 +39,21 @@ class shard {
 
   // Before start(): one inbound queue per producer.
   void add_inbound(std::size_t capacity);
-  void start();
+  // Threaded: starts the shard thread. Inline: no thread; the router's consumer calls step().
+  void start(bool threaded);
   void stop();
 
+  // Inline mode only, on the consumer thread: processes what is queued now (never sleeps).
+  // Returns true if it did any work. After stop() it finishes every queued command first.
+  bool step();
+
   [[nodiscard]] bool try_submit(unsigned producer, command& cmd);
-  [[nodiscard]] std::optional<outbound> try_take() { return _outbound.try_pop(); }
-  [[nodiscard]] bool has_output() const noexcept { return !_outbound.empty(); }
+  [[nodiscard]] std::optional<outbound> try_take();
+  [[nodiscard]] bool has_output() const noexcept;
+  // Inline mode: commands or log completions are waiting for step().
+  [[nodiscard]] bool has_work() const noexcept;
+  // Inline mode, consumer thread: nothing queued, nothing waiting for the log, no output.
+  [[nodiscard]] bool quiescent() const noexcept;
   [[nodiscard]] shard_stats snapshot() const noexcept;
 
  private:
@@ -108,6 +117,8 @@ class shard {
   };
 
   void run(std::stop_token st);
+  bool drain_inputs();
+  void wake() noexcept;
   void handle(command& cmd);
   void publish(const publish_batch& b);
   void publish_direct(direct_publish& d);
@@ -138,7 +149,9 @@ class shard {
   router& _owner;
   const unsigned _index;
   std::vector<std::unique_ptr<common::spsc_queue<command>>> _inbound;
-  common::spsc_queue<outbound> _outbound;
+  common::spsc_queue<outbound> _outbound;  // threaded mode
+  std::deque<outbound> _inline_out;         // inline mode: producer and consumer are one thread
+  bool _threaded = true;
   // Log completions (producer: the log's thread): result per batch, in append order.
   common::spsc_queue<std::expected<void, std::string>> _completions;
   std::atomic<bool> _idle{false};

@@ -131,6 +131,9 @@ std::expected<std::unique_ptr<server>, start_error> server::start(const options&
   const std::uint64_t epoch = random_epoch();
   router::router_options ro;
   ro.shards = opts.shards == 0 ? default_shards() : opts.shards;
+  // Automatic sizing on a machine with at most two hardware threads: one shard, run by the
+  // transport thread itself (no hand-off); an explicit --shards always gets shard threads.
+  ro.inline_shards = opts.shards == 0 && ro.shards == 1;
   ro.max_payload_bytes = opts.max_payload_bytes;
   ro.epoch = epoch;
   ro.default_slow = opts.slow_consumer == "drop_oldest" ? router::slow_policy::drop_oldest
@@ -187,7 +190,8 @@ std::expected<std::unique_ptr<server>, start_error> server::start(const options&
   if (opts.retention_interval_ms > 0) {
     p->retention = std::jthread([raw = p.get()](std::stop_token st) { raw->retention_loop(st); });
   }
-  spdlog::info("router: {} shard(s); store: {}", ro.shards, opts.memory ? "memory" : opts.data_dir);
+  spdlog::info("router: {} shard(s){}; store: {}", ro.shards, ro.inline_shards ? " on the transport thread" : "",
+               opts.memory ? "memory" : opts.data_dir);
   return std::unique_ptr<server>(new server(std::move(p)));
 }
 

@@ -314,7 +314,7 @@ struct transport::impl {
   }
 
   bool drain_outbound() {
-    bool any = false;
+    bool any = rt.inline_shards() && rt.poll();
     for (unsigned s = 0; s < rt.shards(); ++s) {
       for (int i = 0; i < 1024; ++i) {
         auto out = rt.try_take(s);
@@ -670,7 +670,8 @@ struct transport::impl {
         sweep(now);
         next_sweep = now + sweep_every;
       }
-      if (stop_now && !worked) break;  // the router is stopped: its output is drained
+      // The router is stopped (inline: and idle): its output is drained.
+      if (stop_now && !worked && (!rt.inline_shards() || rt.quiescent())) break;
       if (worked) continue;
       if (!rt.consumer_try_idle()) continue;
       const auto timeout = (!stalled.empty() || !farewells.empty())

@@ -23,7 +23,8 @@ struct collected {
   std::size_t events = 0;
 };
 
-class router_test : public ::testing::Test {
+// Parameter: inline_shards (the consumer thread runs the shards) or shard threads.
+class router_test : public ::testing::TestWithParam<bool> {
  protected:
   void make(unsigned shards) {
     router_options o;
@@ -31,6 +32,7 @@ class router_test : public ::testing::Test {
     o.epoch = 42;
     o.queue_capacity = 64;  // small, so back-pressure paths run
     o.flush_bytes = 4096;
+    o.inline_shards = GetParam();
     _router = std::make_unique<router>(o);
     _producer = &_router->add_producer();
     _router->start([this] { _wakes.fetch_add(1); });
@@ -47,6 +49,7 @@ class router_test : public ::testing::Test {
   }
 
   void drain() {
+    if (_router->inline_shards()) (void)_router->poll();
     for (unsigned s = 0; s < _router->shards(); ++s) {
       while (auto out = _router->try_take(s)) take(std::move(*out));
     }
@@ -106,7 +109,7 @@ class router_test : public ::testing::Test {
   std::map<conn_id, collected> _out;
 };
 
-TEST_F(router_test, events_reach_matching_subscribers_in_order_across_shards) {
+TEST_P(router_test, events_reach_matching_subscribers_in_order_across_shards) {
   make(3);
   submit_all(subscribe_command{1, 7, "a.>", slow_policy::disconnect});
   submit_all(subscribe_command{3, 1, "a.*", slow_policy::drop_oldest});
@@ -134,7 +137,7 @@ TEST_F(router_test, events_reach_matching_subscribers_in_order_across_shards) {
   EXPECT_EQ(st.channels, 5u);
 }
 
-TEST_F(router_test, producer_on_its_own_thread_and_consumer_here) {
+TEST_P(router_test, producer_on_its_own_thread_and_consumer_here) {
   make(2);
   submit_all(subscribe_command{1, 1, ">", slow_policy::disconnect});
   sync(1);
@@ -163,7 +166,7 @@ TEST_F(router_test, producer_on_its_own_thread_and_consumer_here) {
   }
 }
 
-TEST_F(router_test, unsubscribe_and_drop_connection_stop_delivery) {
+TEST_P(router_test, unsubscribe_and_drop_connection_stop_delivery) {
   make(2);
   submit_all(subscribe_command{1, 1, "c.>", slow_policy::disconnect});
   submit_all(subscribe_command{1, 2, "c.d", slow_policy::disconnect});
@@ -183,7 +186,7 @@ TEST_F(router_test, unsubscribe_and_drop_connection_stop_delivery) {
   EXPECT_EQ(_router->snapshot().subscriptions, 1u);
 }
 
-TEST_F(router_test, unvalidated_batch_skips_bad_records) {
+TEST_P(router_test, unvalidated_batch_skips_bad_records) {
   make(1);
   submit_all(subscribe_command{1, 1, ">", slow_policy::disconnect});
   sync(1);
@@ -193,7 +196,7 @@ TEST_F(router_test, unvalidated_batch_skips_bad_records) {
   EXPECT_FALSE(_out[1].seqs_by_channel.contains("bad..name"));
 }
 
-TEST_F(router_test, stop_processes_everything_already_submitted) {
+TEST_P(router_test, stop_processes_everything_already_submitted) {
   make(2);
   submit_all(subscribe_command{1, 1, "s", slow_policy::disconnect});
   sync(1);
@@ -208,6 +211,9 @@ TEST_F(router_test, stop_processes_everything_already_submitted) {
   drain();
   EXPECT_EQ(_out[1].events, 30u);
 }
+
+INSTANTIATE_TEST_SUITE_P(modes, router_test, ::testing::Values(false, true),
+                         [](const auto& info) { return info.param ? "inline" : "threaded"; });
 
 }  // namespace
 }  // namespace switchboard::router
