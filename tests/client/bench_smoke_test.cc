@@ -5,7 +5,7 @@
 #include <string>
 
 #include "broker/server/server.h"
-#include "client/child_process.h"
+#include "support/child_process.h"
 
 namespace switchboard {
 namespace {

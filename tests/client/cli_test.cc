@@ -7,7 +7,7 @@
 #include <thread>
 
 #include "broker/server/server.h"
-#include "client/child_process.h"
+#include "support/child_process.h"
 
 namespace switchboard {
 namespace {

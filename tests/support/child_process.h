@@ -1,4 +1,5 @@
-// A child process with captured stdout/stderr, for tests that run the real CLI and bench binaries.
+// A child process with captured stdout/stderr, for tests that run the real broker, CLI and bench
+// binaries.
 //
 // Thread-safety: one thread uses a child_process at a time.
 #pragma once
@@ -10,6 +11,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -73,10 +75,34 @@ class child_process {
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   }
 
+  // The next complete stdout line (without the newline), or nullopt when none arrives within
+  // `timeout` or stdout closed. Keeps draining stderr meanwhile so the child never blocks on it.
+  std::optional<std::string> read_line(std::chrono::milliseconds timeout) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    for (;;) {
+      if (auto nl = stdout_text.find('\n', _line_pos); nl != std::string::npos) {
+        std::string line = stdout_text.substr(_line_pos, nl - _line_pos);
+        _line_pos = nl + 1;
+        return line;
+      }
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+      if (left.count() <= 0 || _out < 0) return std::nullopt;
+      pollfd fds[2] = {{_out, POLLIN, 0}, {_err, POLLIN, 0}};
+      if (::poll(fds, 2, static_cast<int>(left.count())) < 0) continue;
+      drain(fds[0], _out, stdout_text);
+      drain(fds[1], _err, stderr_text);
+    }
+  }
+
+  void signal(int sig) {
+    if (_pid > 0 && !_reaped) ::kill(_pid, sig);
+  }
+
   std::string stdout_text;
   std::string stderr_text;
 
  private:
+  std::size_t _line_pos = 0;
   static void drain(const pollfd& p, int& fd, std::string& into) {
     if (fd < 0 || !(p.revents & (POLLIN | POLLHUP | POLLERR))) return;
     char buf[65536];
