@@ -1,0 +1,156 @@
+// Channel configuration applied live by the in-process broker: a change takes effect on the very
+// next event, pattern attributes are inherited and overridden, the dedupe window acknowledges a
+// repeat with the first seq, and tokens/tenants/permissions are enforced on the protocol.
+#include <gtest/gtest.h>
+#include <httplib.h>
+#include <switchboard/client.h>
+
+#include <atomic>
+
+#include "broker/server/server.h"
+
+namespace switchboard {
+namespace {
+
+using namespace std::chrono_literals;
+constexpr const char* admin_token = "apply-admin";
+
+class channel_config_apply_test : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    server::options o;
+    o.bind = "tcp://127.0.0.1:*";
+    o.memory = true;
+    o.admin_port = 0;
+    o.admin_token = admin_token;
+    o.tokens = {"acme-app:acme-secret:acme:publish,subscribe", "reader:read-secret:acme:subscribe"};
+    auto s = server::server::start(o);
+    ASSERT_TRUE(s.has_value()) << s.error().message;
+    _server = std::move(*s);
+    _http = std::make_unique<httplib::Client>(_server->admin_url());
+    _http->set_bearer_token_auth(admin_token);
+  }
+
+  std::shared_ptr<client> connect(const std::string& token = admin_token) {
+    client_options co;
+    co.url = _server->endpoint();
+    co.token = token;
+    auto c = client::connect(co);
+    EXPECT_TRUE(c.has_value()) << (c ? "" : c.error().message);
+    return c ? *c : nullptr;
+  }
+
+  void put(const std::string& name, const std::string& body) {
+    auto r = _http->Put("/v1/channels/" + name, body, "application/json");
+    ASSERT_TRUE(r && r->status == 200) << (r ? r->body : "no response");
+  }
+
+  std::unique_ptr<server::server> _server;
+  std::unique_ptr<httplib::Client> _http;
+};
+
+TEST_F(channel_config_apply_test, config_change_applies_to_the_next_event) {
+  auto c = connect();
+  auto first = c->publish_sync("live.x", R"({"n":1})", 5s);
+  ASSERT_TRUE(first.has_value());
+  EXPECT_EQ(first->seq, 1u);
+  auto h = _http->Get("/v1/channels/live.x/events");
+  ASSERT_TRUE(h);
+  EXPECT_EQ(h->status, 404) << "not durable yet: no history";
+
+  put("live.x", R"({"durable":true})");
+  auto second = c->publish_sync("live.x", R"({"n":2})", 5s);
+  ASSERT_TRUE(second.has_value());
+  EXPECT_EQ(second->seq, 2u);
+  h = _http->Get("/v1/channels/live.x/events");
+  ASSERT_TRUE(h && h->status == 200);
+  EXPECT_NE(h->body.find(R"("seq":2,)"), std::string::npos) << h->body;
+  EXPECT_EQ(h->body.find(R"("seq":1,)"), std::string::npos) << "event 1 was published before the change";
+}
+
+TEST_F(channel_config_apply_test, pattern_attributes_are_inherited_and_overridden) {
+  put("acme.inherit.%3E", R"({"durable":true,"max_payload_bytes":100})");
+  put("acme.inherit.big", R"({"max_payload_bytes":1000})");
+  auto c = connect();
+  const std::string payload(500, 'x');
+  auto small_limit = c->publish_sync("acme.inherit.small", payload, 5s);
+  ASSERT_FALSE(small_limit.has_value());
+  EXPECT_EQ(small_limit.error().broker_code, "payload_too_large");
+  EXPECT_EQ(small_limit.error().message,
+            "payload of 500 bytes on channel \"acme.inherit.small\" exceeds the limit of 100 bytes");
+  auto big = c->publish_sync("acme.inherit.big", payload, 5s);
+  ASSERT_TRUE(big.has_value()) << big.error().message;
+  // durable is inherited from the pattern even though the channel sets its own payload limit.
+  auto h = _http->Get("/v1/channels/acme.inherit.big/events");
+  ASSERT_TRUE(h && h->status == 200) << (h ? h->body : "");
+  auto g = _http->Get("/v1/channels/acme.inherit.big");
+  ASSERT_TRUE(g && g->status == 200);
+  EXPECT_NE(g->body.find(R"("durable":"acme.inherit.>")"), std::string::npos) << g->body;
+  EXPECT_NE(g->body.find(R"("max_payload_bytes":"channel")"), std::string::npos) << g->body;
+}
+
+TEST_F(channel_config_apply_test, dedupe_window_acknowledges_a_repeat_with_the_first_seq) {
+  put("dd.orders", R"({"durable":true,"dedupe_window":"10s"})");
+  auto c = connect();
+  std::atomic<int> received{0};
+  std::atomic<bool> marker{false};
+  auto sub = c->subscribe("dd.orders", [&](const event_view& ev) {
+    if (ev.payload == "marker") {
+      marker = true;
+    } else {
+      ++received;
+    }
+  });
+  ASSERT_TRUE(sub.has_value());
+  auto a = c->publish_sync("dd.orders", "order-1", 5s, "key-1");
+  auto b = c->publish_sync("dd.orders", "order-1", 5s, "key-1");
+  ASSERT_TRUE(a.has_value() && b.has_value());
+  EXPECT_EQ(a->seq, b->seq);
+  // Over HTTP, the same key reports the duplicate explicitly.
+  httplib::Headers key{{"Idempotency-Key", "key-1"}};
+  auto r = _http->Post("/v1/channels/dd.orders/events", key, R"("order-1")", "application/json");
+  ASSERT_TRUE(r && r->status == 202);
+  EXPECT_NE(r->body.find(R"("duplicate":true)"), std::string::npos) << r->body;
+  EXPECT_NE(r->body.find("\"seq\":" + std::to_string(a->seq) + ","), std::string::npos) << r->body;
+  ASSERT_TRUE(c->publish_sync("dd.orders", "marker", 5s).has_value());
+  for (auto end = std::chrono::steady_clock::now() + 10s; !marker;) {
+    ASSERT_LT(std::chrono::steady_clock::now(), end);
+    std::this_thread::yield();
+  }
+  EXPECT_EQ(received.load(), 1) << "a deduplicated publish must not be delivered again";
+}
+
+TEST_F(channel_config_apply_test, tenants_scopes_and_permissions_are_enforced_on_the_protocol) {
+  auto acme = connect("acme-secret");
+  auto other = acme->publish_sync("globex.calls", "x", 5s);
+  ASSERT_FALSE(other.has_value());
+  EXPECT_EQ(other.error().broker_code, "forbidden");
+  EXPECT_EQ(other.error().message, "tenant \"acme\" may not use \"globex.calls\"");
+  EXPECT_TRUE(acme->publish_sync("acme.calls", "x", 5s).has_value());
+
+  auto reader = connect("read-secret");
+  auto no_scope = reader->publish_sync("acme.calls", "x", 5s);
+  ASSERT_FALSE(no_scope.has_value());
+  EXPECT_EQ(no_scope.error().broker_code, "forbidden");
+  EXPECT_EQ(no_scope.error().message, "token \"reader\" has no publish scope");
+  auto cross = reader->subscribe("globex.>");
+  ASSERT_FALSE(cross.has_value());
+  EXPECT_EQ(cross.error().broker_code, "forbidden");
+
+  put("acme.locked", R"({"permissions":{"publish":["ops"],"subscribe":["*"]}})");
+  auto locked = acme->publish_sync("acme.locked", "x", 5s);
+  ASSERT_FALSE(locked.has_value());
+  EXPECT_EQ(locked.error().broker_code, "forbidden");
+  EXPECT_EQ(locked.error().message, "\"acme-app\" may not publish on channel \"acme.locked\"");
+
+  client_options bad;
+  bad.url = _server->endpoint();
+  bad.token = "nope";
+  bad.connect_timeout = 2s;
+  auto refused = client::connect(bad);
+  ASSERT_FALSE(refused.has_value());
+  EXPECT_EQ(refused.error().broker_code, "unauthorized");
+}
+
+}  // namespace
+}  // namespace switchboard
