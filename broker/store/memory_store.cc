@@ -65,6 +65,11 @@ std::expected<std::uint64_t, error> memory_store::channel_id(std::string_view na
   return id;
 }
 
+std::expected<std::vector<std::pair<std::string, std::uint64_t>>, error> memory_store::list_channels() {
+  std::lock_guard lock(_mutex);
+  return std::vector<std::pair<std::string, std::uint64_t>>(_channel_ids.begin(), _channel_ids.end());
+}
+
 std::uint64_t memory_store::new_epoch(std::uint64_t old_epoch) {
   std::uint64_t e = 0;
   while (e == 0 || e == old_epoch) e = _random();

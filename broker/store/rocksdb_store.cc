@@ -242,6 +242,19 @@ std::expected<std::uint64_t, error> rocksdb_store::channel_id(std::string_view n
   return id;
 }
 
+std::expected<std::vector<std::pair<std::string, std::uint64_t>>, error> rocksdb_store::list_channels() {
+  std::vector<std::pair<std::string, std::uint64_t>> out;
+  std::unique_ptr<rocksdb::Iterator> it(_db->db->NewIterator(rocksdb::ReadOptions(), (*_db)[kind::meta]));
+  for (it->Seek(slice(channel_id_prefix)); it->Valid(); it->Next()) {
+    const std::string_view key(it->key().data(), it->key().size());
+    if (!key.starts_with(channel_id_prefix)) break;
+    if (it->value().size() != 8) return std::unexpected(error{errc::corruption, "list_channels: bad stored id"});
+    out.emplace_back(key.substr(channel_id_prefix.size()), get_be64(it->value().data()));
+  }
+  if (!it->status().ok()) return std::unexpected(to_error(it->status(), "list_channels"));
+  return out;
+}
+
 std::expected<std::optional<std::uint64_t>, error> rocksdb_store::load_epoch(std::uint64_t channel_id) {
   if (auto it = _epochs.find(channel_id); it != _epochs.end()) return it->second;
   std::string value;

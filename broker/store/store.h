@@ -163,6 +163,11 @@ class store {
   // --- the event log ---
   // The id of channel `name`, allocating and persisting the next id (from 1) on first use.
   [[nodiscard]] virtual std::expected<std::uint64_t, error> channel_id(std::string_view name) = 0;
+  // Every channel that has an id (allocated by channel_id(), now or in an earlier run of this
+  // data dir) as (name, id), in name order (bytewise). Channel ids are never deleted, so a channel
+  // whose log is empty or wiped is still listed.
+  [[nodiscard]] virtual std::expected<std::vector<std::pair<std::string, std::uint64_t>>, error>
+  list_channels() = 0;
   // The epoch of the channel's history, creating and persisting a random non-zero one on first use.
   [[nodiscard]] virtual std::expected<std::uint64_t, error> epoch(std::uint64_t channel_id) = 0;
 

@@ -167,6 +167,29 @@ TYPED_TEST(store_test, config_rejects_events_kind_and_reserved_meta_keys) {
   EXPECT_EQ(*list, (std::vector<std::pair<std::string, std::string>>{{"broker.version", "1"}}));
 }
 
+TYPED_TEST(store_test, list_channels_returns_every_named_channel_in_name_order) {
+  using named = std::vector<std::pair<std::string, std::uint64_t>>;
+  {
+    auto none = this->s().list_channels();
+    ASSERT_TRUE(none) << none.error().message;
+    EXPECT_TRUE(none->empty());
+  }
+  ASSERT_EQ(this->s().channel_id("acme.b"), 1u);
+  ASSERT_EQ(this->s().channel_id("acme.a"), 2u);
+  ASSERT_EQ(this->s().channel_id("acme.a.x"), 3u);
+  ASSERT_TRUE(this->s().put_config(kind::meta, "broker.version", "1"));  // not a channel
+  const named expected{{"acme.a", 2}, {"acme.a.x", 3}, {"acme.b", 1}};
+  auto list = this->s().list_channels();
+  ASSERT_TRUE(list) << list.error().message;
+  EXPECT_EQ(*list, expected);
+  if constexpr (TypeParam::persistent) {
+    this->open();
+    auto again = this->s().list_channels();
+    ASSERT_TRUE(again) << again.error().message;
+    EXPECT_EQ(*again, expected);
+  }
+}
+
 TYPED_TEST(store_test, channel_ids_and_epochs_are_created_once) {
   store& s = this->s();
   auto a = s.channel_id("acme.a");
