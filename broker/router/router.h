@@ -78,6 +78,15 @@ class event_log {
   [[nodiscard]] virtual bool append(const std::vector<entry>& batch, completion& done) = 0;
 };
 
+// Told when events of a durable channel are synced (and delivered), so consumers that read the
+// log (durable subscriptions) know how far they may read. One listener per shard: it is called
+// only from the thread that runs that shard and must never block.
+class sync_listener {
+ public:
+  virtual ~sync_listener() = default;
+  virtual void synced(std::string_view channel, std::uint64_t seq) = 0;
+};
+
 // Result of a publish made through the router by a non-socket producer (the admin API).
 struct publish_reply {
   std::uint64_t epoch = 0;
@@ -169,6 +178,7 @@ struct router_options {
   slow_policy default_slow = slow_policy::disconnect;
   const policy_source* policies = nullptr;  // null = every channel gets the defaults above
   event_log* log = nullptr;                 // null = durable channels behave as non-durable
+  std::vector<sync_listener*> sync_listeners;  // empty, or one per shard
   std::size_t max_durable_batch = 1 << 16;  // events a shard holds waiting for the log
   // No shard threads: the consumer thread runs the shards itself through poll(). Saves two
   // thread hand-offs per event (lower latency, less CPU on small machines) at the cost of

@@ -360,6 +360,7 @@ bool shard::finish_durable() {
     any = true;
     durable_batch batch = std::move(_in_flight.front());
     _in_flight.pop_front();
+    std::vector<std::pair<channel_state*, std::uint64_t>> synced;  // highest seq per channel, in order
     for (auto& item : batch.items) {
       if (!*result) {
         refuse(item.ack, "store_failed", fmt::format("event not stored: {}", result->error()));
@@ -368,8 +369,16 @@ bool shard::finish_durable() {
       if (!item.ack_only) {
         item.ch->synced_seq = std::max(item.ch->synced_seq, item.seq);
         deliver(*item.ch, item.seq, item.time_ns, item.payload);
+        if (!synced.empty() && synced.back().first == item.ch) {
+          synced.back().second = item.seq;
+        } else {
+          synced.emplace_back(item.ch, item.seq);
+        }
       }
       acknowledge(item.ack, *item.ch, item.seq, item.ack_only);
+    }
+    if (const auto& listeners = _owner.options().sync_listeners; !listeners.empty()) {
+      for (auto [ch, seq] : synced) listeners[_index]->synced(ch->name, seq);
     }
   }
   return any;

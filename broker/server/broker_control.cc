@@ -239,24 +239,60 @@ std::expected<admin::history_page, admin::api_error> broker_control::history(std
 }
 
 namespace {
-admin::api_error not_yet() {
-  return {501, "not_implemented", "durable subscriptions are not available in this build"};
-}
+admin::api_error to_api(const durable::manager_error& e) { return {e.http_status, e.code, e.message}; }
 }  // namespace
 
-std::expected<std::string, admin::api_error> broker_control::create_subscription(std::string_view) {
-  return std::unexpected(not_yet());
+std::expected<std::string, admin::api_error> broker_control::create_subscription(std::string_view body) {
+  auto spec = durable::parse_spec(body);
+  if (!spec) return std::unexpected(to_api(spec.error()));
+  auto created = _p.consumers.create(*spec);
+  if (!created) return std::unexpected(to_api(created.error()));
+  spdlog::info("durable subscription {} {}", spec->name, *created ? "created" : "already existed (identical)");
+  return get_subscription(spec->name);
 }
-std::expected<std::string, admin::api_error> broker_control::get_subscription(std::string_view) {
-  return std::unexpected(not_yet());
+
+std::expected<std::string, admin::api_error> broker_control::get_subscription(std::string_view name) {
+  auto r = _p.consumers.get(name);
+  if (!r) return std::unexpected(to_api(r.error()));
+  return std::move(*r);
 }
-std::expected<std::string, admin::api_error> broker_control::list_subscriptions() { return std::unexpected(not_yet()); }
-std::expected<void, admin::api_error> broker_control::delete_subscription(std::string_view) {
-  return std::unexpected(not_yet());
+
+std::expected<std::string, admin::api_error> broker_control::list_subscriptions() {
+  auto r = _p.consumers.list();
+  if (!r) return std::unexpected(to_api(r.error()));
+  return std::move(*r);
 }
-std::expected<std::string, admin::api_error> broker_control::list_dead_letters() { return std::unexpected(not_yet()); }
-std::expected<admin::publish_result, admin::api_error> broker_control::redrive_dead_letter(std::string_view) {
-  return std::unexpected(not_yet());
+
+std::expected<void, admin::api_error> broker_control::delete_subscription(std::string_view name) {
+  auto r = _p.consumers.remove(name);
+  if (!r) return std::unexpected(to_api(r.error()));
+  spdlog::info("durable subscription {} deleted", name);
+  return {};
+}
+
+std::expected<std::string, admin::api_error> broker_control::list_dead_letters() {
+  auto r = _p.consumers.dead_letters();
+  if (!r) return std::unexpected(to_api(r.error()));
+  return std::move(*r);
+}
+
+std::expected<admin::publish_result, admin::api_error> broker_control::redrive_dead_letter(std::string_view id) {
+  // Keep the stored record until the event is re-published, so a failed redrive loses nothing.
+  auto raw = _p.st.get_config(store::kind::dead_letters, id);
+  if (!raw) return std::unexpected(store_error(raw.error()));
+  if (!*raw) return std::unexpected(admin::api_error{404, "not_found", fmt::format("no dead letter \"{}\"", id)});
+  auto letter = _p.consumers.take_dead_letter(id);
+  if (!letter) return std::unexpected(to_api(letter.error()));
+  auto published = publish(letter->channel, letter->payload, {}, std::chrono::seconds(10));
+  if (!published) {
+    if (auto restored = _p.st.put_config(store::kind::dead_letters, id, **raw); !restored) {
+      spdlog::error("redrive of {} failed and the dead letter could not be restored: {}", id,
+                    restored.error().message);
+    }
+    return std::unexpected(published.error());
+  }
+  spdlog::info("dead letter {} re-published on {} as seq {}", id, letter->channel, published->seq);
+  return published;
 }
 
 void broker_control::enforce_retention() {
@@ -308,6 +344,15 @@ std::string broker_control::metrics() {
   counter("channels", "Channels known to the router.", r.channels, "gauge");
   counter("subscriber_queued_events", "Events waiting in per-client queues.", t.queued_events, "gauge");
   counter("config_generation", "Generation of the channel config snapshot.", _p.registry.generation(), "gauge");
+  const auto d = _p.consumers.stats();
+  counter("durable_subscriptions", "Durable subscriptions defined.", d.subscriptions, "gauge");
+  counter("durable_attached", "Durable subscriptions with a client attached.", d.attached, "gauge");
+  counter("durable_pending", "Events delivered to durable subscribers and not yet acknowledged.", d.pending,
+          "gauge");
+  counter("durable_delivered_total", "Events delivered to durable subscribers.", d.delivered);
+  counter("durable_redeliveries_total", "Events redelivered after their ack wait.", d.redeliveries);
+  counter("dead_letters_total", "Events moved to the dead-letter store.", d.dead_letters);
+  counter("durable_store_errors_total", "Store errors met by the durable consumer manager.", d.store_errors);
   return out;
 }
 

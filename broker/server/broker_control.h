@@ -13,6 +13,7 @@
 
 #include "broker/admin/control.h"
 #include "broker/channels/config_registry.h"
+#include "broker/durable/consumer_manager.h"
 #include "broker/router/router.h"
 #include "broker/server/options.h"
 #include "broker/store/store.h"
@@ -34,6 +35,7 @@ class broker_control final : public admin::control {
     // One per thread that calls in: each admin worker thread and the retention thread.
     std::vector<router::router::producer*> producers;
     std::function<transport::transport_stats()> transport_stats;
+    durable::consumer_manager& consumers;
   };
   explicit broker_control(parts p);
 

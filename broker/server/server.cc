@@ -14,6 +14,7 @@
 #include "broker/admin/admin_server.h"
 #include "broker/auth/auth.h"
 #include "broker/channels/config_registry.h"
+#include "broker/durable/consumer_manager.h"
 #include "broker/router/router.h"
 #include "broker/router/topic.h"
 #include "broker/server/broker_control.h"
@@ -65,6 +66,16 @@ class registry_policies final : public router::policy_source {
   const channels::config_registry& _registry;
 };
 
+// Forwards a shard's "channel synced up to seq" to the durable consumer manager.
+class consumer_notifier final : public router::sync_listener {
+ public:
+  explicit consumer_notifier(durable::consumer_manager::notifier& n) : _n(n) {}
+  void synced(std::string_view channel, std::uint64_t seq) override { _n.notify(channel, seq); }
+
+ private:
+  durable::consumer_manager::notifier& _n;
+};
+
 }  // namespace
 
 struct server::impl {
@@ -73,6 +84,9 @@ struct server::impl {
   std::unique_ptr<channels::config_registry> registry;
   std::unique_ptr<registry_policies> policies;
   std::unique_ptr<store_log> log;
+  std::unique_ptr<durable::consumer_manager> consumers;
+  std::vector<std::unique_ptr<router::sync_listener>> listeners;
+  std::atomic<transport::transport*> wake_target{nullptr};
   std::unique_ptr<router::router> rt;
   std::unique_ptr<transport::transport> tp;
   std::unique_ptr<broker_control> control;
@@ -127,6 +141,11 @@ std::expected<std::unique_ptr<server>, start_error> server::start(const options&
   }
   p->policies = std::make_unique<registry_policies>(*p->registry);
   p->log = std::make_unique<store_log>(*p->st);
+  durable::manager_options mo;
+  mo.wake = [raw = p.get()] {
+    if (auto* t = raw->wake_target.load(std::memory_order_acquire)) t->wake();
+  };
+  p->consumers = std::make_unique<durable::consumer_manager>(*p->st, mo);
 
   const std::uint64_t epoch = random_epoch();
   router::router_options ro;
@@ -140,6 +159,10 @@ std::expected<std::unique_ptr<server>, start_error> server::start(const options&
                                                          : router::slow_policy::disconnect;
   ro.policies = p->policies.get();
   ro.log = p->log.get();
+  for (unsigned i = 0; i < ro.shards; ++i) {
+    p->listeners.push_back(std::make_unique<consumer_notifier>(p->consumers->add_notifier()));
+    ro.sync_listeners.push_back(p->listeners.back().get());
+  }
   p->rt = std::make_unique<router::router>(ro);
 
   transport::transport_options to;
@@ -152,6 +175,8 @@ std::expected<std::unique_ptr<server>, start_error> server::start(const options&
   to.default_policy = ro.default_slow;
   to.heartbeat_ms = opts.heartbeat_ms;
   to.epoch = epoch;
+  to.durable = &p->consumers->add_client_input();
+  to.durable_output = p->consumers.get();
   auto tp = transport::transport::create(to, *p->rt);
   if (!tp) return std::unexpected(start_error{tp.error().message});
   p->tp = std::move(*tp);
@@ -169,9 +194,14 @@ std::expected<std::unique_ptr<server>, start_error> server::start(const options&
       .rt = *p->rt,
       .producers = std::move(admin_producers),
       .transport_stats = [t = p->tp.get()] { return t->snapshot(); },
+      .consumers = *p->consumers,
   });
 
   auto* t = p->tp.get();
+  p->wake_target.store(t, std::memory_order_release);
+  if (auto started = p->consumers->start(); !started) {
+    return std::unexpected(start_error{"cannot load durable subscriptions: " + started.error().message});
+  }
   p->rt->start([t] { t->wake(); });
   p->tp->start();
   p->running = true;
@@ -225,7 +255,8 @@ void server::stop() {
   if (_impl->admin) _impl->admin->stop();  // no new HTTP requests
   _impl->tp->stop_accepting();             // no new work reaches the router
   _impl->rt->stop();                       // shards finish what they were given (and its log writes)
-  _impl->tp->stop();                       // their output is sent, the socket closed
+  _impl->consumers->stop();                // durable subscriptions save their cursors
+  _impl->tp->stop();                       // all output is sent, the socket closed
   _impl->st->stop();                       // the store writes what is queued
 }
 

@@ -1,6 +1,8 @@
 #include "broker/transport/transport.h"
 
 #include <fmt/format.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
 #include <simdjson.h>
 #include <spdlog/spdlog.h>
 #include <sys/eventfd.h>
@@ -15,6 +17,7 @@
 #include <vector>
 #include <zmq.hpp>
 
+#include "broker/durable/subscription_spec.h"
 #include "broker/router/topic.h"
 
 namespace switchboard::transport {
@@ -40,13 +43,38 @@ zmq::message_t adopt(std::string&& bytes) {
 struct parsed_sub_options {
   router::slow_policy policy;
   bool policy_explicit = false;
+  std::string durable;  // durable subscription name, empty for a live subscription
+  // Raw JSON of the durable subscription's "ack", "start" and "filter" members, when given.
+  std::vector<std::pair<std::string_view, std::string>> spec_members;
 };
+
+// The raw JSON text of one value (object, array or scalar), whitespace trimmed.
+std::expected<std::string, std::string> raw_value(simdjson::ondemand::value v) {
+  simdjson::ondemand::json_type type;
+  if (v.type().get(type) != simdjson::SUCCESS) return std::unexpected("options are not valid JSON");
+  std::string_view raw;
+  simdjson::error_code err = simdjson::SUCCESS;
+  if (type == simdjson::ondemand::json_type::object) {
+    simdjson::ondemand::object o;
+    err = v.get_object().get(o);
+    if (!err) err = o.raw_json().get(raw);
+  } else if (type == simdjson::ondemand::json_type::array) {
+    simdjson::ondemand::array a;
+    err = v.get_array().get(a);
+    if (!err) err = a.raw_json().get(raw);
+  } else {
+    raw = v.raw_json_token();
+  }
+  if (err) return std::unexpected("options are not valid JSON");
+  while (!raw.empty() && std::isspace(static_cast<unsigned char>(raw.back()))) raw.remove_suffix(1);
+  return std::string(raw);
+}
 
 // SUB options: a JSON object (or empty). Unknown members are an error so typos do not pass silently.
 std::expected<parsed_sub_options, std::string> parse_sub_options(simdjson::ondemand::parser& parser,
                                                                  std::string_view text,
                                                                  router::slow_policy default_policy) {
-  parsed_sub_options out{default_policy, false};
+  parsed_sub_options out{default_policy, false, {}, {}};
   if (text.find_first_not_of(" \t\r\n") == std::string_view::npos) return out;
   simdjson::padded_string padded(text);
   simdjson::ondemand::document doc;
@@ -72,11 +100,41 @@ std::expected<parsed_sub_options, std::string> parse_sub_options(simdjson::ondem
         return std::unexpected(
             fmt::format("option slow_consumer must be \"disconnect\" or \"drop_oldest\", not \"{}\"", v));
       }
+    } else if (key == "durable") {
+      std::string_view v;
+      if (field.value().get_string().get(v) != simdjson::SUCCESS || v.empty()) {
+        return std::unexpected("option durable must be a non-empty string");
+      }
+      out.durable = std::string(v);
+    } else if (key == "ack" || key == "start" || key == "filter") {
+      auto raw = raw_value(field.value());
+      if (!raw) return std::unexpected(raw.error());
+      out.spec_members.emplace_back(key == "ack" ? "ack" : key == "start" ? "start" : "filter", std::move(*raw));
     } else {
       return std::unexpected(fmt::format("unknown option \"{}\"", key));
     }
   }
+  if (out.durable.empty() && !out.spec_members.empty()) {
+    return std::unexpected(fmt::format("option \"{}\" needs option durable", out.spec_members.front().first));
+  }
   return out;
+}
+
+// The durable subscription spec a SUB creates when the name does not exist yet.
+std::string spec_json(const parsed_sub_options& o, std::string_view pattern) {
+  rapidjson::StringBuffer buf;
+  rapidjson::Writer<rapidjson::StringBuffer> w(buf);
+  w.StartObject();
+  w.Key("name");
+  w.String(o.durable.data(), static_cast<rapidjson::SizeType>(o.durable.size()));
+  w.Key("pattern");
+  w.String(pattern.data(), static_cast<rapidjson::SizeType>(pattern.size()));
+  for (const auto& [key, raw] : o.spec_members) {
+    w.Key(key.data(), static_cast<rapidjson::SizeType>(key.size()));
+    w.RawValue(raw.data(), raw.size(), rapidjson::kObjectType);
+  }
+  w.EndObject();
+  return {buf.GetString(), buf.GetSize()};
 }
 
 std::string_view client_frame_error(const proto::frame& f) {
@@ -115,7 +173,7 @@ struct transport::impl {
     auth::principal who;
     clock::time_point last_seen;
     std::chrono::milliseconds heartbeat{0};
-    std::unordered_set<std::uint32_t> subs;
+    std::unordered_map<std::uint32_t, bool> subs;  // sub_id -> durable
     std::deque<pending_message> pending;
     std::size_t pending_events = 0;
   };
@@ -282,6 +340,7 @@ struct transport::impl {
     stalled.erase(id);
     stats.connections.store(conns.size(), std::memory_order_relaxed);
     submit_all(router::command{router::drop_connection{id}});
+    if (opts.durable != nullptr) opts.durable->drop_connection(id);
   }
 
   void sweep(clock::time_point now) {
@@ -315,6 +374,14 @@ struct transport::impl {
 
   bool drain_outbound() {
     bool any = rt.inline_shards() && rt.poll();
+    if (opts.durable_output != nullptr) {
+      for (int i = 0; i < 1024; ++i) {
+        auto out = opts.durable_output->try_take();
+        if (!out) break;
+        any = true;
+        deliver(no_shard, std::move(*out));
+      }
+    }
     for (unsigned s = 0; s < rt.shards(); ++s) {
       for (int i = 0; i < 1024; ++i) {
         auto out = rt.try_take(s);
@@ -325,6 +392,8 @@ struct transport::impl {
     }
     return any;
   }
+
+  static constexpr unsigned no_shard = ~0u;  // output of the durable consumer manager
 
   void deliver(unsigned shard, router::outbound&& out) {
     auto c = conns.find(out.conn);
@@ -565,16 +634,25 @@ struct transport::impl {
     if (const auto* s = std::get_if<proto::subscribe>(&f)) {
       subscribe(*c, *s);
     } else if (const auto* u = std::get_if<proto::unsubscribe>(&f)) {
-      if (c->subs.erase(u->sub_id) == 0) {
+      auto sub = c->subs.find(u->sub_id);
+      if (sub == c->subs.end()) {
         send_to(*c, error_bytes(u->sub_id, "unknown_subscription",
                                 fmt::format("no subscription with id {} on this session", u->sub_id)));
+      } else if (sub->second) {
+        c->subs.erase(sub);
+        opts.durable->detach(c->id, u->sub_id);
       } else {
+        c->subs.erase(sub);
         submit_all(router::command{router::unsubscribe_command{c->id, u->sub_id}});
       }
     } else if (const auto* p = std::get_if<proto::ping>(&f)) {
       barrier(*c, barrier_kind::pong, p->nonce);
+    } else if (const auto* a = std::get_if<proto::ack>(&f)) {
+      // ACKs matter for durable at_least_once subscriptions; for live ones they are no-ops.
+      if (auto sub = c->subs.find(a->sub_id); sub != c->subs.end() && sub->second) {
+        opts.durable->ack(c->id, a->sub_id, a->epoch, a->seq);
+      }
     }
-    // ACK: at-least-once delivery arrives with durable subscriptions; until then an ACK is a no-op.
     return lookup(id);
   }
 
@@ -635,11 +713,31 @@ struct transport::impl {
       send_to(c, error_bytes(s.sub_id, "invalid_options", options.error()));
       return;
     }
-    if (!c.subs.insert(s.sub_id).second) {
+    if (c.subs.contains(s.sub_id)) {
       send_to(c, error_bytes(s.sub_id, "duplicate_subscription",
                              fmt::format("subscription id {} is already in use on this session", s.sub_id)));
       return;
     }
+    if (!options->durable.empty()) {
+      if (opts.durable == nullptr) {
+        send_to(c, error_bytes(s.sub_id, "invalid_options", "durable subscriptions are not enabled on this broker"));
+        return;
+      }
+      std::optional<durable::subscription_spec> create;
+      if (!options->spec_members.empty()) {
+        auto spec = durable::parse_spec(spec_json(*options, s.pattern));
+        if (!spec) {
+          send_to(c, error_bytes(s.sub_id, "invalid_options", spec.error().message));
+          return;
+        }
+        create = std::move(*spec);
+      }
+      c.subs.emplace(s.sub_id, true);
+      // The consumer manager answers SUBACK or ERR itself, through its output queue.
+      opts.durable->attach(c.id, s.sub_id, options->durable, std::move(create));
+      return;
+    }
+    c.subs.emplace(s.sub_id, false);
     submit_all(router::command{
         router::subscribe_command{c.id, s.sub_id, std::string(s.pattern), options->policy, options->policy_explicit}});
     barrier(c, barrier_kind::suback, s.sub_id);

@@ -25,6 +25,7 @@
 
 #include "broker/auth/auth.h"
 #include "broker/channels/config_registry.h"
+#include "broker/durable/consumer_manager.h"
 #include "broker/router/router.h"
 
 namespace switchboard::transport {
@@ -35,6 +36,10 @@ struct transport_options {
   const auth::token_table* tokens = nullptr;
   // Channel `permissions` attributes; null = no per-channel permissions.
   const channels::config_registry* policies = nullptr;
+  // Durable subscriptions: commands go to `durable` (used only by the transport thread), output
+  // comes from `durable_output`. Null = SUB with a durable name is refused.
+  durable::consumer_manager::client_input* durable = nullptr;
+  durable::consumer_manager* durable_output = nullptr;
   std::size_t max_payload_bytes = 1 << 20;
   std::size_t subscriber_queue = 1 << 16;
   std::size_t socket_hwm = 1000;  // batches ZeroMQ may buffer per client before ours queue up

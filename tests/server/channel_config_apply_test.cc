@@ -1,13 +1,14 @@
-// Channel configuration applied live by the in-process broker: a change takes effect on the very
-// next event, pattern attributes are inherited and overridden, the dedupe window acknowledges a
-// repeat with the first seq, and tokens/tenants/permissions are enforced on the protocol.
+// Channel configuration applied live by the real broker binary on a temp data dir: a change takes
+// effect on the very next event, pattern attributes are inherited and overridden, the dedupe
+// window acknowledges a repeat with the first seq, and tokens/tenants/permissions are enforced on
+// the protocol.
 #include <gtest/gtest.h>
 #include <httplib.h>
 #include <switchboard/client.h>
 
 #include <atomic>
 
-#include "broker/server/server.h"
+#include "support/broker_process.h"
 
 namespace switchboard {
 namespace {
@@ -18,22 +19,17 @@ constexpr const char* admin_token = "apply-admin";
 class channel_config_apply_test : public ::testing::Test {
  protected:
   void SetUp() override {
-    server::options o;
-    o.bind = "tcp://127.0.0.1:*";
-    o.memory = true;
-    o.admin_port = 0;
-    o.admin_token = admin_token;
-    o.tokens = {"acme-app:acme-secret:acme:publish,subscribe", "reader:read-secret:acme:subscribe"};
-    auto s = server::server::start(o);
-    ASSERT_TRUE(s.has_value()) << s.error().message;
-    _server = std::move(*s);
-    _http = std::make_unique<httplib::Client>(_server->admin_url());
-    _http->set_bearer_token_auth(admin_token);
+    _broker = std::make_unique<test::broker_process>(
+        _dir.path(), admin_token,
+        std::vector<std::string>{"--token", "acme-app:acme-secret:acme:publish,subscribe", "--token",
+                                 "reader:read-secret:acme:subscribe"});
+    ASSERT_TRUE(_broker->ok()) << _broker->stderr_text();
+    _http = _broker->http(admin_token);
   }
 
   std::shared_ptr<client> connect(const std::string& token = admin_token) {
     client_options co;
-    co.url = _server->endpoint();
+    co.url = _broker->endpoint;
     co.token = token;
     auto c = client::connect(co);
     EXPECT_TRUE(c.has_value()) << (c ? "" : c.error().message);
@@ -45,7 +41,8 @@ class channel_config_apply_test : public ::testing::Test {
     ASSERT_TRUE(r && r->status == 200) << (r ? r->body : "no response");
   }
 
-  std::unique_ptr<server::server> _server;
+  test::temp_dir _dir;
+  std::unique_ptr<test::broker_process> _broker;
   std::unique_ptr<httplib::Client> _http;
 };
 
@@ -144,7 +141,7 @@ TEST_F(channel_config_apply_test, tenants_scopes_and_permissions_are_enforced_on
   EXPECT_EQ(locked.error().message, "\"acme-app\" may not publish on channel \"acme.locked\"");
 
   client_options bad;
-  bad.url = _server->endpoint();
+  bad.url = _broker->endpoint;
   bad.token = "nope";
   bad.connect_timeout = 2s;
   auto refused = client::connect(bad);

@@ -48,11 +48,16 @@ TEST(durability_test, acknowledged_events_survive_sigkill_exactly_once_in_order)
   ASSERT_TRUE(b->ok()) << b->stderr_text();
   auto put = b->http(token)->Put("/v1/channels/dur.orders", R"({"durable":true})", "application/json");
   ASSERT_TRUE(put && put->status == 200) << (put ? put->body : "no response");
+  auto sub = b->http(token)->Post(
+      "/v1/subscriptions", R"({"name":"ledger","pattern":"dur.orders","ack":{"policy":"at_least_once"},"start":"all"})",
+      "application/json");
+  ASSERT_TRUE(sub && sub->status == 201) << (sub ? sub->body : "no response");
 
   client_options co;
   co.url = b->endpoint;
   co.token = token;
   co.reconnect = false;
+  co.send_timeout = 1s;
   auto c = client::connect(co);
   ASSERT_TRUE(c.has_value()) << c.error().message;
 
@@ -66,22 +71,27 @@ TEST(durability_test, acknowledged_events_survive_sigkill_exactly_once_in_order)
   std::mutex m;
   std::map<int, std::uint64_t> acked;  // payload counter -> seq
   std::atomic<int> acks{0};
-  for (int i = 0; i < total; ++i) {
-    auto ok = (*c)->publish_async("dur.orders", "{\"i\":" + std::to_string(i) + "}",
-                                  [i, &m, &acked, &acks](std::expected<publish_ack, error> r) {
-                                    if (!r) return;
-                                    std::lock_guard lock(m);
-                                    acked.emplace(i, r->seq);
-                                    acks.fetch_add(1);
-                                  });
-    ASSERT_TRUE(ok.has_value()) << ok.error().message;
-    if (acks.load() >= kill_after) break;
-  }
+  std::atomic<bool> stop{false};
+  // The publisher keeps going while the broker is killed, so writes are in flight at that moment.
+  std::jthread publisher([&] {
+    for (int i = 0; i < total && !stop; ++i) {
+      auto ok = (*c)->publish_async("dur.orders", "{\"i\":" + std::to_string(i) + "}",
+                                    [i, &m, &acked, &acks](std::expected<publish_ack, error> r) {
+                                      if (!r) return;
+                                      std::lock_guard lock(m);
+                                      acked.emplace(i, r->seq);
+                                      acks.fetch_add(1);
+                                    });
+      if (!ok) return;  // the broker is gone
+    }
+  });
   for (auto end = std::chrono::steady_clock::now() + 60s; acks.load() < kill_after;) {
     ASSERT_LT(std::chrono::steady_clock::now(), end) << "only " << acks.load() << " acks";
     std::this_thread::yield();
   }
   b->kill9();
+  stop = true;
+  publisher.join();
   (*c)->close();
   std::map<int, std::uint64_t> confirmed;
   {
@@ -93,6 +103,8 @@ TEST(durability_test, acknowledged_events_survive_sigkill_exactly_once_in_order)
   b.emplace(dir.path(), token);
   ASSERT_TRUE(b->ok()) << b->stderr_text();
   const auto history = read_history(*b, "dur.orders");
+  RecordProperty("acknowledged", static_cast<int>(confirmed.size()));
+  RecordProperty("stored", static_cast<int>(history.size()));
   std::map<std::uint64_t, std::string> by_seq;
   std::uint64_t last_seq = 0;
   int last_i = -1;
@@ -108,6 +120,25 @@ TEST(durability_test, acknowledged_events_survive_sigkill_exactly_once_in_order)
     auto it = by_seq.find(seq);
     ASSERT_NE(it, by_seq.end()) << "acknowledged event i=" << i << " seq=" << seq << " is missing";
     ASSERT_EQ(it->second, "{\"i\":" + std::to_string(i) + "}") << "seq " << seq;
+  }
+  // A durable at_least_once subscriber that attaches now receives every stored event, in order.
+  {
+    client_options so;
+    so.url = b->endpoint;
+    so.token = token;
+    auto reader = client::connect(so);
+    ASSERT_TRUE(reader.has_value()) << reader.error().message;
+    auto s = (*reader)->subscribe("dur.orders", nullptr, subscribe_options{.slow_consumer = {}, .extra_json = R"("durable":"ledger")"});
+    ASSERT_TRUE(s.has_value()) << s.error().message;
+    std::uint64_t expect_seq = history.empty() ? 0 : history.front().first;
+    for (const auto& [seq, data] : history) {
+      auto m = (*s)->next(20s);
+      ASSERT_TRUE(m.has_value() && m->has_value()) << "durable subscriber stalled before seq " << seq;
+      ASSERT_EQ((*m)->seq, expect_seq);
+      ASSERT_EQ((*m)->payload, data);
+      (*reader)->ack(**m);
+      ++expect_seq;
+    }
   }
   // Numbering continues after the last stored event; nothing is re-used.
   auto next = b->http(token)->Post("/v1/channels/dur.orders/events", R"({"after":"restart"})", "application/json");
