@@ -31,7 +31,10 @@ namespace switchboard::router {
 
 using conn_id = std::uint64_t;
 
-enum class slow_policy : std::uint8_t { disconnect, drop_oldest };
+// What happens to a subscriber's events when it falls behind. The router only marks output
+// batches made entirely of drop_oldest events (the transport may drop them whole); the transport
+// applies the policies (see broker/transport/backlog.h).
+enum class slow_policy : std::uint8_t { disconnect, drop_oldest, conflate, spill };
 
 // What the router needs to know about a channel, resolved from its configuration (own attributes,
 // inherited pattern attributes, broker defaults) by the policy_source.

@@ -337,6 +337,11 @@ std::string broker_control::metrics() {
   counter("bad_frames_total", "Client messages rejected by the codec.", t.bad_frames);
   counter("slow_consumer_dropped_total", "Events dropped by the drop_oldest policy.", t.slow_consumer_drops);
   counter("slow_consumer_disconnects_total", "Sessions dropped by the disconnect policy.", t.slow_consumer_disconnects);
+  counter("slow_consumer_conflated_total", "Events replaced by a newer one with the same conflate key.",
+          t.slow_consumer_conflated);
+  counter("slow_consumer_spilled_total", "Queued events handed over to the log (slow_consumer spill).",
+          t.slow_consumer_spilled);
+  counter("slow_consumer_spills_total", "Live subscriptions switched to log serving.", t.spills);
   counter("reaped_total", "Sessions dropped for missing heartbeats.", t.reaped);
   counter("retention_trimmed_total", "Events removed by retention.", _trimmed.load());
   counter("connections", "Client sessions.", t.connections, "gauge");

@@ -39,10 +39,13 @@ std::uint64_t random_epoch() {
 }
 
 router::slow_policy to_router(channels::slow_consumer_policy p) {
-  // conflate and spill are served by durable subscriptions; for live subscribers they fall back
-  // to drop_oldest (never a silent disconnect of a subscriber that asked to keep up).
-  return p == channels::slow_consumer_policy::disconnect ? router::slow_policy::disconnect
-                                                         : router::slow_policy::drop_oldest;
+  switch (p) {
+    case channels::slow_consumer_policy::disconnect: return router::slow_policy::disconnect;
+    case channels::slow_consumer_policy::drop_oldest: return router::slow_policy::drop_oldest;
+    case channels::slow_consumer_policy::conflate: return router::slow_policy::conflate;
+    case channels::slow_consumer_policy::spill: return router::slow_policy::spill;
+  }
+  return router::slow_policy::disconnect;
 }
 
 // Channel policies resolved from the config registry's current snapshot.

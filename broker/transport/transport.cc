@@ -19,6 +19,7 @@
 
 #include "broker/durable/subscription_spec.h"
 #include "broker/router/topic.h"
+#include "broker/transport/backlog.h"
 
 namespace switchboard::transport {
 
@@ -33,15 +34,9 @@ std::uint64_t unix_ns() {
           .count());
 }
 
-// Hands a std::string to ZeroMQ without copying; ZeroMQ frees it (possibly on its I/O thread).
-zmq::message_t adopt(std::string&& bytes) {
-  auto* owned = new std::string(std::move(bytes));
-  return zmq::message_t(
-      owned->data(), owned->size(), [](void*, void* hint) { delete static_cast<std::string*>(hint); }, owned);
-}
 
 struct parsed_sub_options {
-  router::slow_policy policy;
+  overflow_policy policy;
   bool policy_explicit = false;
   std::string durable;  // durable subscription name, empty for a live subscription
   // Raw JSON of the durable subscription's "ack", "start" and "filter" members, when given.
@@ -73,7 +68,7 @@ std::expected<std::string, std::string> raw_value(simdjson::ondemand::value v) {
 // SUB options: a JSON object (or empty). Unknown members are an error so typos do not pass silently.
 std::expected<parsed_sub_options, std::string> parse_sub_options(simdjson::ondemand::parser& parser,
                                                                  std::string_view text,
-                                                                 router::slow_policy default_policy) {
+                                                                 overflow_policy default_policy) {
   parsed_sub_options out{default_policy, false, {}, {}};
   if (text.find_first_not_of(" \t\r\n") == std::string_view::npos) return out;
   simdjson::padded_string padded(text);
@@ -93,9 +88,9 @@ std::expected<parsed_sub_options, std::string> parse_sub_options(simdjson::ondem
         return std::unexpected("option slow_consumer must be a string");
       out.policy_explicit = true;
       if (v == "disconnect") {
-        out.policy = router::slow_policy::disconnect;
+        out.policy = overflow_policy::disconnect;
       } else if (v == "drop_oldest") {
-        out.policy = router::slow_policy::drop_oldest;
+        out.policy = overflow_policy::drop_oldest;
       } else {
         return std::unexpected(
             fmt::format("option slow_consumer must be \"disconnect\" or \"drop_oldest\", not \"{}\"", v));
@@ -118,6 +113,33 @@ std::expected<parsed_sub_options, std::string> parse_sub_options(simdjson::ondem
     return std::unexpected(fmt::format("option \"{}\" needs option durable", out.spec_members.front().first));
   }
   return out;
+}
+
+// The log-serving subscription that replaces a lagging live one (slow_consumer "spill").
+std::string spill_spec(std::string_view name, std::string_view channel, std::uint64_t first_seq) {
+  rapidjson::StringBuffer buf;
+  rapidjson::Writer<rapidjson::StringBuffer> w(buf);
+  const auto start = fmt::format("seq:{}", first_seq);
+  w.StartObject();
+  w.Key("name");
+  w.String(name.data(), static_cast<rapidjson::SizeType>(name.size()));
+  w.Key("pattern");
+  w.String(channel.data(), static_cast<rapidjson::SizeType>(channel.size()));
+  w.Key("start");
+  w.String(start.data(), static_cast<rapidjson::SizeType>(start.size()));
+  // Acknowledged by the transport when the socket takes each batch (see spill_acks): a long
+  // ack_wait so nothing is redelivered behind the socket's back.
+  w.Key("ack");
+  w.StartObject();
+  w.Key("policy");
+  w.String("at_least_once");
+  w.Key("ack_wait_ms");
+  w.Uint(3'600'000);
+  w.Key("max_deliveries");
+  w.Uint(1'000'000);
+  w.EndObject();
+  w.EndObject();
+  return {buf.GetString(), buf.GetSize()};
 }
 
 // The durable subscription spec a SUB creates when the name does not exist yet.
@@ -160,12 +182,13 @@ struct transport::impl {
     using is_transparent = void;
     std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
   };
-  struct pending_message {
-    zmq::message_t body;
-    std::uint32_t events = 0;
-    bool droppable = true;
-    unsigned shard = 0;  // who produced it, for drop reports
-    std::vector<std::pair<const void*, std::uint32_t>> tally;
+  static constexpr unsigned no_shard = ~0u;  // output of the durable consumer manager
+
+  struct sub_info {
+    bool durable = false;                   // served by the consumer manager
+    std::optional<overflow_policy> policy;  // chosen by the subscriber (else the channel's)
+    std::string pattern;
+    std::string spill_name;                 // the log-serving subscription that replaced it
   };
   struct connection {
     router::conn_id id = 0;
@@ -173,11 +196,15 @@ struct transport::impl {
     auth::principal who;
     clock::time_point last_seen;
     std::chrono::milliseconds heartbeat{0};
-    std::unordered_map<std::uint32_t, bool> subs;  // sub_id -> durable
-    std::deque<pending_message> pending;
+    std::unordered_map<std::uint32_t, sub_info> subs;
+    std::deque<queued_batch> pending;  // what the socket could not take yet
     std::size_t pending_events = 0;
+    // Live subscriptions being switched to the log (spill): their EVENTs from the shards are
+    // filtered out until every shard confirmed the unsubscribe.
+    std::unordered_set<std::uint32_t> filtered;
+    unsigned spilled = 0;  // subscriptions served from the log because of slow_consumer "spill"
   };
-  enum class barrier_kind : std::uint8_t { suback, pong };
+  enum class barrier_kind : std::uint8_t { suback, pong, unfilter };
   struct barrier_wait {
     router::conn_id conn = 0;
     barrier_kind kind = barrier_kind::pong;
@@ -214,15 +241,22 @@ struct transport::impl {
   std::uint64_t next_token = 1;
   clock::time_point next_sweep;
   simdjson::ondemand::parser json;
-  // Effective `permissions` per channel, valid for one config generation.
-  std::unordered_map<std::string, channels::permission_lists, name_hash, std::equal_to<>> permissions;
-  const std::pair<const std::string, channels::permission_lists>* last_permissions = nullptr;
-  std::uint64_t permissions_generation = ~std::uint64_t{0};
+  // What the transport needs of a channel's effective config, valid for one config generation.
+  struct channel_view {
+    channels::permission_lists permissions;
+    overflow_policy policy = overflow_policy::disconnect;
+    std::string conflate_key;
+    bool durable = false;
+  };
+  std::unordered_map<std::string, channel_view, name_hash, std::equal_to<>> views;
+  const std::pair<const std::string, channel_view>* last_view = nullptr;
+  std::uint64_t views_generation = ~std::uint64_t{0};
+  std::vector<std::pair<router::conn_id, spill_request>> pending_spills;
   std::string scratch;  // reply records being assembled for one client message
 
   struct counters {
     std::atomic<std::uint64_t> delivered{0}, bad_frames{0}, rejected_events{0}, reaped{0}, slow_drops{0},
-        slow_disconnects{0}, connections{0}, queued_events{0};
+        slow_disconnects{0}, connections{0}, queued_events{0}, slow_conflated{0}, slow_spilled{0}, spills{0};
   } stats;
 
   impl(transport_options o, router::router& r)
@@ -235,15 +269,17 @@ struct transport::impl {
   // ---------------------------------------------------------------- sending
   enum class send_result : std::uint8_t { sent, full, gone };
 
-  // Sends one message to a session, or queues it when the client's pipe is full. May end the
+  // Sends one batch to a session, or queues it when the client's pipe is full. May end the
   // session (peer gone, or slow-consumer disconnect): callers must not use `c` afterwards.
-  void send_to(connection& c, zmq::message_t&& body, std::uint32_t events, bool droppable, unsigned shard = 0,
-               std::vector<std::pair<const void*, std::uint32_t>>&& tally = {}) {
+  void send_to(connection& c, std::string&& bytes, std::uint32_t events = 0, bool droppable = false,
+               unsigned shard = no_shard, std::vector<std::pair<const void*, std::uint32_t>>&& tally = {}) {
     const auto id = c.id;
     if (c.pending.empty()) {
-      const auto r = try_send(c.identity, body);
+      const auto acks = spill_acks(c, bytes);
+      const auto r = try_send(c.identity, bytes);
       if (r == send_result::sent) {
         bump(stats.delivered, events);
+        send_spill_acks(c, acks);
         return;
       }
       if (r == send_result::gone) {
@@ -251,16 +287,25 @@ struct transport::impl {
         return;
       }
     }
-    c.pending.push_back(pending_message{std::move(body), events, droppable, shard, std::move(tally)});
+    c.pending.push_back(queued_batch{std::move(bytes), events, droppable, shard, std::move(tally)});
     c.pending_events += events;
     bump(stats.queued_events, events);
     stalled.insert(id);
     if (c.pending_events > opts.subscriber_queue) overflow(c);
   }
 
-  void send_to(connection& c, std::string&& bytes) { send_to(c, adopt(std::move(bytes)), 0, false); }
+  // Never blocks and never copies: ZeroMQ takes the bytes on success; on `full` or `gone` they are
+  // left in `bytes` for a retry.
+  send_result try_send(const std::string& identity, std::string& bytes) {
+    auto* owned = new std::string(std::move(bytes));
+    zmq::message_t body(
+        owned->data(), owned->size(), [](void*, void* hint) { delete static_cast<std::string*>(hint); }, owned);
+    const auto r = try_send(identity, body);
+    // Not sent: take the bytes back (`body` is destroyed unsent and only frees the emptied string).
+    if (r != send_result::sent) bytes = std::move(*owned);
+    return r;
+  }
 
-  // Never blocks; on `full` the message is left intact for a retry.
   send_result try_send(const std::string& identity, zmq::message_t& body) {
     try {
       if (!sock.send(zmq::buffer(identity), zmq::send_flags::sndmore | zmq::send_flags::dontwait)) {
@@ -275,19 +320,46 @@ struct transport::impl {
     }
   }
 
-  void overflow(connection& c) {
-    while (c.pending_events > opts.subscriber_queue && !c.pending.empty() && c.pending.front().droppable) {
-      const auto n = c.pending.front().events;
-      if (!c.pending.front().tally.empty()) {
-        // Submitted from the loop, never from inside a send (submit may drain output re-entrantly).
-        drop_reports.emplace_back(c.pending.front().shard, std::move(c.pending.front().tally));
-      }
-      c.pending.pop_front();
-      c.pending_events -= n;
-      bump(stats.slow_drops, n);
-      stats.queued_events.store(stats.queued_events.load(std::memory_order_relaxed) - n, std::memory_order_relaxed);
+  void adjust_queued(std::size_t before, std::size_t after) {
+    stats.queued_events.store(stats.queued_events.load(std::memory_order_relaxed) + after - before,
+                              std::memory_order_relaxed);
+  }
+
+  // How one EVENT of `c` is shed when its backlog overflows (see backlog.h).
+  event_policy overflow_policy_of(const connection& c, std::uint32_t sub_id, std::string_view channel) {
+    const channel_view& view = channel_of(channel);
+    auto sub = c.subs.find(sub_id);
+    // Durable subscriptions are paced by the consumer manager (max_ack_pending): never shed.
+    if (sub != c.subs.end() && sub->second.durable) return event_policy{overflow_policy::keep, {}};
+    overflow_policy p = view.policy;
+    if (sub != c.subs.end() && sub->second.policy) p = *sub->second.policy;
+    // The log can stand in only for a live subscription to exactly this durable channel.
+    if (p == overflow_policy::spill &&
+        (opts.durable == nullptr || !view.durable || sub == c.subs.end() || sub->second.durable ||
+         sub->second.pattern != channel)) {
+      p = overflow_policy::drop_oldest;
     }
-    if (c.pending_events <= opts.subscriber_queue) return;
+    return event_policy{p, view.conflate_key};
+  }
+
+  void overflow(connection& c) {
+    const auto before = c.pending_events;
+    auto r = shed(c.pending, c.pending_events, opts.subscriber_queue, 16 * opts.subscriber_queue,
+                  [&](std::uint32_t sub_id, std::string_view channel) { return overflow_policy_of(c, sub_id, channel); });
+    adjust_queued(before, c.pending_events);
+    bump(stats.slow_drops, r.dropped);
+    bump(stats.slow_conflated, r.conflated);
+    bump(stats.slow_spilled, r.spilled);
+    // Submitted from the loop, never from inside a send (submit may drain output re-entrantly).
+    for (auto& report : r.reports) drop_reports.push_back(std::move(report));
+    for (auto& spill : r.spills) {
+      // From this moment the shards' live events of that subscription are filtered out: the log
+      // will serve everything from spill.first_seq on (the attach itself runs from the loop).
+      if (!c.filtered.insert(spill.sub_id).second) continue;
+      pending_spills.emplace_back(c.id, std::move(spill));
+    }
+    if (c.pending.empty()) stalled.erase(c.id);
+    if (!r.disconnect) return;
     const auto missed = c.pending_events;
     spdlog::warn("slow consumer {}: {} events queued (limit {}), dropping its session", c.id, missed,
                  opts.subscriber_queue);
@@ -300,6 +372,61 @@ struct transport::impl {
     forget(c.id, "slow consumer");
   }
 
+  // Replaces a lagging live subscription by a log-serving one that starts at the first event the
+  // backlog gave up (slow_consumer "spill"): nothing is lost and order is kept.
+  void start_spill(router::conn_id id, const spill_request& req) {
+    auto* c = lookup(id);
+    if (c == nullptr) return;
+    auto sub = c->subs.find(req.sub_id);
+    if (sub == c->subs.end() || sub->second.durable) return;
+    sub->second.durable = true;
+    sub->second.spill_name = fmt::format("spill-{}-{}", id, req.sub_id);
+    ++c->spilled;
+    submit_all(router::command{router::unsubscribe_command{id, req.sub_id}});
+    barrier(*c, barrier_kind::unfilter, req.sub_id);
+    auto spec = durable::parse_spec(spill_spec(sub->second.spill_name, req.channel, req.first_seq));
+    if (!spec) {
+      spdlog::error("spill of session {} sub {} failed: {}", id, req.sub_id, spec.error().message);
+      return;
+    }
+    bump(stats.spills);
+    spdlog::info("session {} sub {} fell behind on {}; serving it from the log at seq {}", id, req.sub_id,
+                 req.channel, req.first_seq);
+    opts.durable->attach(id, req.sub_id, sub->second.spill_name, std::move(*spec));
+  }
+
+  // A spilled subscription is served from the log with at_least_once acks that the transport gives
+  // itself once a batch is handed to the socket: the consumer manager then never runs more than
+  // max_ack_pending events ahead of what this client's socket accepted (flow control), and the
+  // client sees an ordinary live subscription.
+  std::vector<std::tuple<std::uint32_t, std::uint64_t, std::uint64_t>> spill_acks(const connection& c,
+                                                                                  std::string_view bytes) {
+    std::vector<std::tuple<std::uint32_t, std::uint64_t, std::uint64_t>> acks;
+    if (c.spilled == 0) return acks;
+    proto::frame_reader reader(bytes);
+    for (;;) {
+      auto f = reader.next();
+      if (!f || !*f) break;
+      if (const auto* ev = std::get_if<proto::event>(&**f)) {
+        auto sub = c.subs.find(ev->sub_id);
+        if (sub != c.subs.end() && !sub->second.spill_name.empty()) acks.emplace_back(ev->sub_id, ev->epoch, ev->seq);
+      }
+    }
+    return acks;
+  }
+  void send_spill_acks(const connection& c,
+                       const std::vector<std::tuple<std::uint32_t, std::uint64_t, std::uint64_t>>& acks) {
+    for (auto [sub_id, epoch, seq] : acks) opts.durable->ack(c.id, sub_id, epoch, seq);
+  }
+
+  // Removes the log-serving stand-ins of a subscription that ended.
+  void end_spill(const sub_info& sub) {
+    if (sub.spill_name.empty() || opts.durable_output == nullptr) return;
+    if (auto r = opts.durable_output->remove(sub.spill_name); !r) {
+      spdlog::warn("could not remove spill subscription {}: {}", sub.spill_name, r.error().message);
+    }
+  }
+
   void retry_stalled() {
     std::vector<router::conn_id> gone;
     for (auto it = stalled.begin(); it != stalled.end();) {
@@ -310,11 +437,14 @@ struct transport::impl {
       }
       auto& q = c->second.pending;
       auto r = send_result::sent;
-      while (!q.empty() && (r = try_send(c->second.identity, q.front().body)) == send_result::sent) {
+      std::vector<std::tuple<std::uint32_t, std::uint64_t, std::uint64_t>> acks;
+      while (!q.empty() && ((acks = spill_acks(c->second, q.front().bytes)),
+                            (r = try_send(c->second.identity, q.front().bytes)) == send_result::sent)) {
+        send_spill_acks(c->second, acks);
         const auto n = q.front().events;
         bump(stats.delivered, n);
+        adjust_queued(c->second.pending_events, c->second.pending_events - n);
         c->second.pending_events -= n;
-        stats.queued_events.store(stats.queued_events.load(std::memory_order_relaxed) - n, std::memory_order_relaxed);
         q.pop_front();
       }
       if (r == send_result::gone) gone.push_back(c->first);
@@ -322,10 +452,8 @@ struct transport::impl {
     }
     for (auto id : gone) forget(id, "peer disconnected");
     const auto now = clock::now();
-    std::erase_if(farewells, [&](farewell& f) {
-      zmq::message_t body(f.bytes.data(), f.bytes.size());
-      return try_send(f.identity, body) != send_result::full || now > f.deadline;
-    });
+    std::erase_if(farewells,
+                  [&](farewell& f) { return try_send(f.identity, f.bytes) != send_result::full || now > f.deadline; });
   }
 
   // ---------------------------------------------------------------- sessions
@@ -336,6 +464,7 @@ struct transport::impl {
     stats.queued_events.store(stats.queued_events.load(std::memory_order_relaxed) - it->second.pending_events,
                               std::memory_order_relaxed);
     by_identity.erase(it->second.identity);
+    for (const auto& [sub_id, sub] : it->second.subs) end_spill(sub);
     conns.erase(it);
     stalled.erase(id);
     stats.connections.store(conns.size(), std::memory_order_relaxed);
@@ -393,8 +522,6 @@ struct transport::impl {
     return any;
   }
 
-  static constexpr unsigned no_shard = ~0u;  // output of the durable consumer manager
-
   void deliver(unsigned shard, router::outbound&& out) {
     auto c = conns.find(out.conn);
     if (out.barrier_token) {
@@ -404,6 +531,10 @@ struct transport::impl {
       barriers.erase(b);
       if (c == conns.end()) return;
       std::string bytes;
+      if (done.kind == barrier_kind::unfilter) {
+        c->second.filtered.erase(static_cast<std::uint32_t>(done.value));
+        return;
+      }
       if (done.kind == barrier_kind::suback) {
         proto::frame_writer(bytes).write(proto::suback{static_cast<std::uint32_t>(done.value)});
       } else {
@@ -413,20 +544,38 @@ struct transport::impl {
       return;
     }
     if (c == conns.end()) return;  // the session ended while this was in flight
-    send_to(c->second, adopt(std::move(out.bytes)), out.events, out.droppable, shard, std::move(out.tally));
+    if (shard != no_shard && !c->second.filtered.empty()) drop_filtered(c->second, out);
+    send_to(c->second, std::move(out.bytes), out.events, out.droppable, shard, std::move(out.tally));
+  }
+
+  // Removes the EVENTs of subscriptions that are switching to the log from a shard's batch.
+  static void drop_filtered(const connection& c, router::outbound& out) {
+    std::string kept;
+    std::uint32_t events = 0;
+    proto::frame_reader reader(out.bytes);
+    for (;;) {
+      const std::size_t at = reader.offset();
+      auto f = reader.next();
+      if (!f || !*f) break;
+      const auto* ev = std::get_if<proto::event>(&**f);
+      if (ev != nullptr && c.filtered.contains(ev->sub_id)) continue;
+      if (ev != nullptr) ++events;
+      kept.append(out.bytes, at, reader.offset() - at);
+    }
+    out.bytes = std::move(kept);
+    out.events = events;
+    out.tally.clear();  // approximate per-channel stats are not worth re-deriving here
   }
 
   // ---------------------------------------------------------------- receiving
   void reply_error(const std::string& identity, std::uint32_t ref, std::string_view code, std::string_view message) {
     std::string bytes;
     proto::frame_writer(bytes).write(proto::error{.ref = ref, .code = code, .message = message});
-    zmq::message_t body = adopt(std::move(bytes));
     auto it = by_identity.find(identity);
     if (it != by_identity.end()) {
-      send_to(conns.at(it->second), std::move(body), 0, false);
-    } else if (try_send(identity, body) == send_result::full) {
-      farewells.push_back({identity, std::string(static_cast<const char*>(body.data()), body.size()),
-                           clock::now() + std::chrono::seconds(2)});
+      send_to(conns.at(it->second), std::move(bytes));
+    } else if (try_send(identity, bytes) == send_result::full) {
+      farewells.push_back({identity, std::move(bytes), clock::now() + std::chrono::seconds(2)});
     }
   }
 
@@ -561,25 +710,39 @@ struct transport::impl {
     flush_run();
   }
 
-  // The effective `permissions` of a channel, cached for the current config generation (one
-  // registry resolution per channel per generation; a one-entry cache for runs on one channel).
-  const channels::permission_lists* permissions_of(std::string_view channel) {
-    if (opts.policies == nullptr) return nullptr;
+  // The effective config of a channel as the transport uses it, cached for the current config
+  // generation (one registry resolution per channel per generation; a one-entry cache for runs on
+  // one channel).
+  const channel_view& channel_of(std::string_view channel) {
+    static const channel_view defaults{};
+    if (opts.policies == nullptr) return defaults;
     const auto generation = opts.policies->generation();
-    if (generation != permissions_generation) {
-      permissions.clear();
-      last_permissions = nullptr;
-      permissions_generation = generation;
+    if (generation != views_generation) {
+      views.clear();
+      last_view = nullptr;
+      views_generation = generation;
     }
-    if (last_permissions != nullptr && channel == last_permissions->first) return &last_permissions->second;
-    auto it = permissions.find(channel);
-    if (it == permissions.end()) {
-      auto eff = opts.policies->snapshot()->effective(channel);
-      it = permissions.emplace(std::string(channel), eff.config.permissions.value_or(channels::permission_lists{}))
-               .first;
+    if (last_view != nullptr && channel == last_view->first) return last_view->second;
+    auto it = views.find(channel);
+    if (it == views.end()) {
+      const auto eff = opts.policies->snapshot()->effective(channel);
+      channel_view v;
+      v.permissions = eff.config.permissions.value_or(channels::permission_lists{});
+      v.durable = eff.config.durable.value_or(false);
+      v.conflate_key = eff.config.conflate_key.value_or(std::string());
+      switch (eff.config.slow_consumer.value_or(channels::slow_consumer_policy::disconnect)) {
+        case channels::slow_consumer_policy::disconnect: v.policy = overflow_policy::disconnect; break;
+        case channels::slow_consumer_policy::drop_oldest: v.policy = overflow_policy::drop_oldest; break;
+        case channels::slow_consumer_policy::conflate: v.policy = overflow_policy::conflate; break;
+        case channels::slow_consumer_policy::spill: v.policy = overflow_policy::spill; break;
+      }
+      it = views.emplace(std::string(channel), std::move(v)).first;
     }
-    last_permissions = &*it;
-    return &it->second;
+    last_view = &*it;
+    return it->second;
+  }
+  const channels::permission_lists* permissions_of(std::string_view channel) {
+    return opts.policies == nullptr ? nullptr : &channel_of(channel).permissions;
   }
 
   // Why `who` may not publish on `channel`, or empty when it may.
@@ -638,9 +801,10 @@ struct transport::impl {
       if (sub == c->subs.end()) {
         send_to(*c, error_bytes(u->sub_id, "unknown_subscription",
                                 fmt::format("no subscription with id {} on this session", u->sub_id)));
-      } else if (sub->second) {
-        c->subs.erase(sub);
+      } else if (sub->second.durable) {
         opts.durable->detach(c->id, u->sub_id);
+        end_spill(sub->second);
+        c->subs.erase(sub);
       } else {
         c->subs.erase(sub);
         submit_all(router::command{router::unsubscribe_command{c->id, u->sub_id}});
@@ -649,7 +813,7 @@ struct transport::impl {
       barrier(*c, barrier_kind::pong, p->nonce);
     } else if (const auto* a = std::get_if<proto::ack>(&f)) {
       // ACKs matter for durable at_least_once subscriptions; for live ones they are no-ops.
-      if (auto sub = c->subs.find(a->sub_id); sub != c->subs.end() && sub->second) {
+      if (auto sub = c->subs.find(a->sub_id); sub != c->subs.end() && sub->second.durable) {
         opts.durable->ack(c->id, a->sub_id, a->epoch, a->seq);
       }
     }
@@ -708,7 +872,10 @@ struct transport::impl {
                              fmt::format("\"{}\" may not subscribe to channel \"{}\"", c.who.name, s.pattern)));
       return;
     }
-    auto options = parse_sub_options(json, s.options, opts.default_policy);
+    auto options = parse_sub_options(json, s.options,
+                                     opts.default_policy == router::slow_policy::drop_oldest
+                                         ? overflow_policy::drop_oldest
+                                         : overflow_policy::disconnect);
     if (!options) {
       send_to(c, error_bytes(s.sub_id, "invalid_options", options.error()));
       return;
@@ -732,14 +899,20 @@ struct transport::impl {
         }
         create = std::move(*spec);
       }
-      c.subs.emplace(s.sub_id, true);
+      c.subs.emplace(s.sub_id, sub_info{.durable = true, .policy = {}, .pattern = std::string(s.pattern),
+                                        .spill_name = {}});
       // The consumer manager answers SUBACK or ERR itself, through its output queue.
       opts.durable->attach(c.id, s.sub_id, options->durable, std::move(create));
       return;
     }
-    c.subs.emplace(s.sub_id, false);
-    submit_all(router::command{
-        router::subscribe_command{c.id, s.sub_id, std::string(s.pattern), options->policy, options->policy_explicit}});
+    c.subs.emplace(s.sub_id, sub_info{.durable = false,
+                                      .policy = options->policy_explicit ? std::optional(options->policy) : std::nullopt,
+                                      .pattern = std::string(s.pattern), .spill_name = {}});
+    submit_all(router::command{router::subscribe_command{
+        c.id, s.sub_id, std::string(s.pattern),
+        options->policy == overflow_policy::drop_oldest ? router::slow_policy::drop_oldest
+                                                        : router::slow_policy::disconnect,
+        options->policy_explicit}});
     barrier(c, barrier_kind::suback, s.sub_id);
   }
 
@@ -758,6 +931,11 @@ struct transport::impl {
         quiesced.notify_all();
       }
       if (!stalled.empty() || !farewells.empty()) retry_stalled();
+      if (!pending_spills.empty()) {
+        auto spills = std::move(pending_spills);
+        pending_spills.clear();
+        for (const auto& [id, req] : spills) start_spill(id, req);
+      }
       if (!drop_reports.empty()) {
         auto reports = std::move(drop_reports);
         drop_reports.clear();
@@ -857,8 +1035,17 @@ void transport::stop() {
 transport_stats transport::snapshot() const {
   auto& s = _impl->stats;
   auto get = [](const std::atomic<std::uint64_t>& a) { return a.load(std::memory_order_relaxed); };
-  return {get(s.delivered),        get(s.bad_frames),       get(s.rejected_events), get(s.reaped),
-          get(s.slow_drops),       get(s.slow_disconnects), get(s.connections),     get(s.queued_events)};
+  return {.delivered = get(s.delivered),
+          .bad_frames = get(s.bad_frames),
+          .rejected_events = get(s.rejected_events),
+          .reaped = get(s.reaped),
+          .slow_consumer_drops = get(s.slow_drops),
+          .slow_consumer_disconnects = get(s.slow_disconnects),
+          .connections = get(s.connections),
+          .queued_events = get(s.queued_events),
+          .slow_consumer_conflated = get(s.slow_conflated),
+          .slow_consumer_spilled = get(s.slow_spilled),
+          .spills = get(s.spills)};
 }
 
 }  // namespace switchboard::transport

@@ -58,6 +58,9 @@ struct transport_stats {
   std::uint64_t slow_consumer_disconnects = 0;
   std::uint64_t connections = 0;
   std::uint64_t queued_events = 0;  // gauge: events waiting in per-client queues
+  std::uint64_t slow_consumer_conflated = 0;  // events replaced by a newer one with the same key
+  std::uint64_t slow_consumer_spilled = 0;    // queued events handed over to the log
+  std::uint64_t spills = 0;                   // live subscriptions switched to log serving
 };
 
 struct transport_error {

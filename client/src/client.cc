@@ -630,11 +630,13 @@ struct client::impl {
         if (subs.erase(c.sub->id) > 0) w.write(proto::unsubscribe{c.sub->id});
       }
     }
-    // SUB/UNSUB go out only on a live session; a reconnect re-sends every live SUB anyway.
+    // SUB/UNSUB go out only on a live session; a reconnect re-sends every live SUB anyway. They
+    // go behind what was published (and acknowledged) before them, so `ack(ev); unsubscribe()`
+    // reaches the broker in that order.
     if (!out.empty() && ph == phase::connected) {
       std::lock_guard lk(mu);
       pending_bytes += out.size();
-      unsent.push_front(std::move(out));
+      unsent.push_back(std::move(out));
     }
   }
 
