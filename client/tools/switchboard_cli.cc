@@ -1,15 +1,26 @@
-// switchboard-cli: publish and subscribe from a shell.
+// switchboard-cli: publish, subscribe and administer a broker from a shell.
 //
-//   switchboard-cli [--url U] [--token T] [--connect-timeout S] pub TOPIC [PAYLOAD|-] [--count N]
-//   switchboard-cli [--url U] [--token T] [--connect-timeout S] sub PATTERN [--count N] [--timeout S]
+//   switchboard-cli [GLOBAL OPTIONS] pub TOPIC [PAYLOAD|-] [--count N]
+//   switchboard-cli [GLOBAL OPTIONS] sub PATTERN [--count N] [--timeout S]
+//                   [--durable NAME [--ack none|at_least_once] [--start new|all|seq:N|time:T]]
+//   switchboard-cli [GLOBAL OPTIONS] channels list|get|put|patch|delete ...
+//   switchboard-cli [GLOBAL OPTIONS] subscriptions list|get|create|delete ...
+//   switchboard-cli [GLOBAL OPTIONS] history CHANNEL [--from-seq N] [--limit N]
+//   switchboard-cli [GLOBAL OPTIONS] dead-letters list|redrive ...
+//
+// Global options: --url (broker endpoint), --admin-url (admin HTTP API; env SWITCHBOARD_ADMIN_URL),
+// --token (HELLO token and admin bearer token; env SWITCHBOARD_TOKEN), --connect-timeout.
 //
 // `pub` publishes PAYLOAD (`-` reads it from stdin; none = empty payload) N times, then flushes, so
 // exit 0 means the broker has processed every event. `sub` prints one JSON object per event,
 // `{"channel":"…","seq":N,"data":…}`, where data is the payload itself when it is JSON (minified when
-// it spans lines, so one event stays one line) and a JSON string otherwise.
+// it spans lines, so one event stays one line) and a JSON string otherwise. `sub --durable NAME`
+// attaches to the durable subscription NAME (created with PATTERN, --ack and --start when it does not
+// exist yet) and acknowledges every event after printing it (an ACK for a subscription whose policy
+// is `none` is ignored by the broker). The admin commands are in admin_commands.cc.
 //
-// Exit codes: 0 success; 1 runtime failure (unreachable broker, timeout, rejection), with one line
-// on stderr; 2 usage error.
+// Exit codes: 0 success; 1 runtime failure (unreachable broker or admin API, timeout, rejection,
+// error answer), with one line on stderr; 2 usage error.
 #include <switchboard/client.h>
 
 #include <simdjson.h>
@@ -17,7 +28,7 @@
 #include <boost/program_options.hpp>
 #include <chrono>
 #include <cstdio>
-#include <cstdio>
+#include <cstdlib>
 #include <type_traits>
 #include <functional>
 #include <iostream>
@@ -26,7 +37,10 @@
 #include <string>
 #include <vector>
 
+#include "cli_common.h"
+
 namespace po = boost::program_options;
+using namespace switchboard::cli;
 
 namespace {
 
@@ -49,25 +63,6 @@ std::string cat(const Args&... args) {
   (cat_one(out, args), ...);
   return out;
 }
-
-constexpr int exit_failure = 1;
-constexpr int exit_usage = 2;
-
-struct global_options {
-  std::string url = "tcp://127.0.0.1:7400";
-  std::string token;
-  double connect_timeout_s = 2.0;
-};
-
-// A one-line failure on stderr; returns the exit code.
-int fail(const std::string& message) {
-  std::fprintf(stderr, "switchboard-cli: %s\n", message.c_str());
-  return exit_failure;
-}
-
-struct usage_error {
-  std::string message;
-};
 
 std::chrono::milliseconds seconds_to_ms(double s) {
   return std::chrono::milliseconds(static_cast<long long>(s * 1000.0));
@@ -92,30 +87,6 @@ std::expected<std::shared_ptr<switchboard::client>, int> connect(const global_op
     return std::unexpected(fail(cat("broker at ", g.url, " refused the connection: ", e.broker_code, " (", e.message, ")")));
   }
   return std::unexpected(fail(cat("cannot connect to ", g.url, ": ", e.message)));
-}
-
-void append_json_string(std::string& out, std::string_view s) {
-  out += '"';
-  for (const char c : s) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      case '\b': out += "\\b"; break;
-      case '\f': out += "\\f"; break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", static_cast<unsigned>(static_cast<unsigned char>(c)));
-          out += buf;
-        } else {
-          out += c;
-        }
-    }
-  }
-  out += '"';
 }
 
 // Formats one event as a JSON line. Owns its simdjson parser (one per printer, one thread).
@@ -188,7 +159,10 @@ int run_pub(const global_options& g, const std::vector<std::string>& args) {
 int run_sub(const global_options& g, const std::vector<std::string>& args) {
   po::options_description desc("sub options");
   desc.add_options()("count,n", po::value<long>()->default_value(0), "exit after N events (0 = never)")(
-      "timeout,t", po::value<double>()->default_value(0), "exit 1 if the events have not arrived after S seconds (0 = never)");
+      "timeout,t", po::value<double>()->default_value(0), "exit 1 if the events have not arrived after S seconds (0 = never)")(
+      "durable", po::value<std::string>(), "attach to (or create) the durable subscription NAME")(
+      "ack", po::value<std::string>(), "ack policy when --durable creates it: none | at_least_once")(
+      "start", po::value<std::string>(), "start when --durable creates it: new | all | seq:N | time:RFC3339");
   po::options_description hidden;
   hidden.add_options()("pattern", po::value<std::string>());
   po::options_description all;
@@ -207,11 +181,35 @@ int run_sub(const global_options& g, const std::vector<std::string>& args) {
   const double timeout_s = vm["timeout"].as<double>();
   if (count < 0 || timeout_s < 0) throw usage_error{"sub: --count and --timeout must be >= 0"};
   const std::string pattern = vm["pattern"].as<std::string>();
+  // Durable: SUB options {"durable":NAME[,"ack":{"policy":…}][,"start":…]}; the broker creates the
+  // subscription from them when NAME does not exist yet.
+  switchboard::subscribe_options sub_options;
+  const bool durable = vm.count("durable") > 0;
+  if (durable) {
+    const std::string name = vm["durable"].as<std::string>();
+    if (name.empty()) throw usage_error{"sub: --durable needs a NAME"};
+    std::string& extra = sub_options.extra_json;
+    extra = "\"durable\":";
+    append_json_string(extra, name);
+    if (vm.count("ack")) {
+      const std::string policy = vm["ack"].as<std::string>();
+      if (policy != "none" && policy != "at_least_once") throw usage_error{"sub: --ack must be none or at_least_once"};
+      extra += ",\"ack\":{\"policy\":";
+      append_json_string(extra, policy);
+      extra += '}';
+    }
+    if (vm.count("start")) {
+      extra += ",\"start\":";
+      append_json_string(extra, vm["start"].as<std::string>());
+    }
+  } else if (vm.count("ack") || vm.count("start")) {
+    throw usage_error{"sub: --ack and --start need --durable"};
+  }
 
   auto c = connect(g);
   if (!c) return c.error();
   auto& client = *c;
-  auto sub = client->subscribe(pattern);
+  auto sub = client->subscribe(pattern, nullptr, sub_options);
   if (!sub) {
     const auto& e = sub.error();
     if (e.code == switchboard::errc::rejected) return fail(cat("subscribe ", pattern, ": ", e.broker_code, " (", e.message, ")"));
@@ -239,7 +237,16 @@ int run_sub(const global_options& g, const std::vector<std::string>& args) {
     const std::string out = printer.line(**m);
     std::fwrite(out.data(), 1, out.size(), stdout);
     std::fflush(stdout);
+    // Printed, so done: acknowledge (the broker ignores ACKs of subscriptions without acks).
+    if (durable) client->ack(**m);
     ++received;
+  }
+  // The client sends UNSUB ahead of queued records, and the broker ignores an ACK that arrives
+  // after the detach, so wait until the broker has the last ACK before unsubscribing.
+  if (durable) {
+    if (auto ok = client->flush(std::chrono::seconds(10)); !ok) {
+      return fail("acknowledgements not confirmed: " + ok.error().message);
+    }
   }
   (*sub)->unsubscribe();
   client->close();
@@ -247,21 +254,39 @@ int run_sub(const global_options& g, const std::vector<std::string>& args) {
 }
 
 const char* usage_text =
-    "usage: switchboard-cli [--url U] [--token T] [--connect-timeout S] COMMAND ...\n"
-    "  pub TOPIC [PAYLOAD|-] [--count N]          publish (PAYLOAD '-' = stdin), then flush\n"
-    "  sub PATTERN [--count N] [--timeout S]      print events as JSON lines\n";
+    "usage: switchboard-cli [--url U] [--admin-url A] [--token T] [--connect-timeout S] COMMAND ...\n"
+    "  pub TOPIC [PAYLOAD|-] [--count N]             publish (PAYLOAD '-' = stdin), then flush\n"
+    "  sub PATTERN [--count N] [--timeout S]         print events as JSON lines\n"
+    "      [--durable NAME [--ack none|at_least_once] [--start new|all|seq:N|time:T]]\n"
+    "  channels list | get NAME | delete NAME        channel configs and stats (admin API)\n"
+    "  channels put|patch NAME JSON|-                set a channel or pattern config\n"
+    "  subscriptions list | get NAME | delete NAME   durable subscriptions\n"
+    "  subscriptions create JSON|-\n"
+    "  history CHANNEL [--from-seq N] [--limit N]    stored events as JSON lines\n"
+    "  dead-letters list | redrive ID\n";
+
+// The value of environment variable `name`, or `fallback` when it is unset or empty.
+std::string env_or(const char* name, const std::string& fallback) {
+  const char* v = std::getenv(name);
+  return v && *v ? std::string(v) : fallback;
+}
 
 }  // namespace
 
 int main(int argc, char** argv) {
   using command_fn = std::function<int(const global_options&, const std::vector<std::string>&)>;
-  // Subcommand dispatch; channels, subscriptions and history join here.
-  const std::map<std::string, command_fn> commands = {{"pub", run_pub}, {"sub", run_sub}};
+  const std::map<std::string, command_fn> commands = {
+      {"pub", run_pub},           {"sub", run_sub},         {"channels", run_channels},
+      {"subscriptions", run_subscriptions}, {"history", run_history}, {"dead-letters", run_dead_letters}};
 
+  // Flags override the environment, which overrides the defaults.
   global_options g;
+  g.admin_url = env_or("SWITCHBOARD_ADMIN_URL", g.admin_url);
+  g.token = env_or("SWITCHBOARD_TOKEN", g.token);
   po::options_description desc("global options");
   desc.add_options()("help,h", "show this help")("url", po::value(&g.url)->default_value(g.url), "broker endpoint")(
-      "token", po::value(&g.token), "HELLO token")(
+      "admin-url", po::value(&g.admin_url)->default_value(g.admin_url), "admin API base URL (env SWITCHBOARD_ADMIN_URL)")(
+      "token", po::value(&g.token), "HELLO and admin bearer token (env SWITCHBOARD_TOKEN)")(
       "connect-timeout", po::value(&g.connect_timeout_s)->default_value(g.connect_timeout_s), "seconds to wait for the broker");
   po::options_description hidden;
   hidden.add_options()("command", po::value<std::string>())("args", po::value<std::vector<std::string>>());

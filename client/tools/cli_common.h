@@ -1,0 +1,65 @@
+// Shared pieces of switchboard-cli: global options, exit codes, failure and usage reporting, JSON
+// string escaping. Included by switchboard_cli.cc (pub, sub, main) and admin_commands.cc (the admin
+// API subcommands).
+#pragma once
+
+#include <cstdio>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace switchboard::cli {
+
+inline constexpr int exit_failure = 1;
+inline constexpr int exit_usage = 2;
+
+struct global_options {
+  std::string url = "tcp://127.0.0.1:7400";
+  std::string admin_url = "http://127.0.0.1:7401";
+  std::string token;  // HELLO token and admin API bearer token
+  double connect_timeout_s = 2.0;
+};
+
+// Thrown by a command for a usage error (exit 2, message plus the usage text on stderr).
+struct usage_error {
+  std::string message;
+};
+
+// A one-line failure on stderr ("switchboard-cli: <message>"); returns exit_failure.
+inline int fail(const std::string& message) {
+  std::fprintf(stderr, "switchboard-cli: %s\n", message.c_str());
+  return exit_failure;
+}
+
+// Appends `s` as a JSON string literal (quotes included; control characters escaped).
+inline void append_json_string(std::string& out, std::string_view s) {
+  out += '"';
+  for (const char c : s) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      case '\b': out += "\\b"; break;
+      case '\f': out += "\\f"; break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20) {
+          char buf[8];
+          std::snprintf(buf, sizeof buf, "\\u%04x", static_cast<unsigned>(static_cast<unsigned char>(c)));
+          out += buf;
+        } else {
+          out += c;
+        }
+    }
+  }
+  out += '"';
+}
+
+// Admin API subcommands (admin_commands.cc). Each gets the arguments after its name.
+int run_channels(const global_options& g, const std::vector<std::string>& args);
+int run_subscriptions(const global_options& g, const std::vector<std::string>& args);
+int run_history(const global_options& g, const std::vector<std::string>& args);
+int run_dead_letters(const global_options& g, const std::vector<std::string>& args);
+
+}  // namespace switchboard::cli
