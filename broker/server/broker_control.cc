@@ -164,10 +164,15 @@ std::expected<std::vector<admin::channel_stats>, admin::api_error> broker_contro
                                            .subscribers = s.subscribers, .last_seq = s.last_seq,
                                            .dropped = s.dropped, .durable = s.durable};
   }
-  for (auto& [name, config] : _p.registry.list()) {
-    auto& entry = by_name[name];
-    entry.name = name;
-    if (!channels::is_pattern(name)) entry.durable = entry.durable || config.durable.value_or(false);
+  for (auto& [name, config] : _p.registry.list()) by_name[name].name = name;
+  // `durable` is what the configuration says (own or inherited), whether or not traffic came yet.
+  for (auto& [name, entry] : by_name) {
+    if (channels::is_pattern(name)) {
+      auto own = _p.registry.get(name);
+      entry.durable = own && own->durable.value_or(false);
+    } else if (auto eff = _p.registry.effective(name)) {
+      entry.durable = eff->config.durable.value_or(false);
+    }
   }
   std::vector<admin::channel_stats> out;
   for (auto& [name, s] : by_name) out.push_back(std::move(s));
