@@ -9,19 +9,41 @@
 // everything arrived, or 2 s after the last arrival (cap 20 s after publishing ended).
 // Prints one JSON line on stdout (peerbench field names) and a human table on stderr
 // (--json-only skips it). Exit 1 with a JSON error line when the broker cannot be reached.
+//
+// Durable mode (--durable), like peerbench's durable backends (redis-stream, jetstream):
+//   - before the run the channel `<channel>.<pid>.<unix time>` (fresh, so seqs start at 1) is made
+//     durable through the admin API: PUT <admin-url>/v1/channels/<channel> {"durable":true};
+//   - the publisher uses publish_async with at most --batch K (default 128) unacknowledged publishes
+//     in flight (it waits while the window is full); a publish counts when its PUBACK arrives (for a
+//     durable channel: after the event's batch is synced). Reported: acked, nacked, ack_rate over
+//     [t0, last ack], ack_s and, with --rate, ack_lat_us{p50,p90,p99,p99.9,max} (publish -> PUBACK).
+//     pub_s / pub_rate end when the last ack arrived (peerbench's flush() also waits for the acks);
+//   - subscribers: plain subscriptions to the durable channel, or with --durable-sub a durable
+//     at_least_once subscription each (SUB options "durable":"bench-<pid>-<i>", "ack":{"policy":
+//     "at_least_once"}, "start":"new") that acks every event. A broker that answers ERR is reported
+//     (exit 1), not worked around.
 #include <switchboard/client.h>
 
+#include <netdb.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
+#include <cctype>
+#include <cerrno>
 #include <chrono>
 #include <cmath>
+#include <condition_variable>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <ctime>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -47,6 +69,56 @@ struct sub_stats {
   std::atomic<std::uint64_t> n{0}, warm{0};
   std::atomic<std::int64_t> last_ns{0};
   std::vector<std::int64_t> lat_ns;  // only touched by this subscriber's I/O thread
+  std::uint64_t last_seq = 0;        // durable mode: broker seq of the last event (I/O thread only)
+  std::atomic<std::uint64_t> dups{0};  // durable mode: events at or below last_seq (redeliveries)
+};
+
+// Durable mode: publish acks (PUBACK) and the in-flight window. Callbacks run on the publisher's
+// I/O thread, one at a time.
+struct ack_stats {
+  bool lat_mode = false;
+  long window = 128;
+  std::atomic<std::uint64_t> n{0}, warm{0}, nacks{0};
+  std::atomic<std::int64_t> last_ns{0};
+  std::vector<std::int64_t> lat_ns;  // publish -> ack; only touched by the I/O thread
+  std::atomic<long> inflight{0};
+  std::atomic<bool> waiting{false};
+  std::mutex mu;
+  std::condition_variable cv;
+  std::string first_error;  // under mu
+
+  void done(std::int64_t ts, const std::expected<switchboard::publish_ack, switchboard::error>& r) {
+    if (!r) {
+      if (ts >= 0) nacks.fetch_add(1, std::memory_order_relaxed);
+      std::lock_guard lk(mu);
+      if (first_error.empty()) first_error = r.error().broker_code + ": " + r.error().message;
+    } else if (ts < 0) {
+      warm.fetch_add(1, std::memory_order_relaxed);
+    } else {
+      const std::int64_t t = now_ns();
+      if (lat_mode) lat_ns.push_back(t - ts);
+      last_ns.store(t, std::memory_order_relaxed);
+      n.fetch_add(1, std::memory_order_relaxed);
+    }
+    inflight.fetch_sub(1);
+    if (waiting.load()) {
+      std::lock_guard lk(mu);
+      cv.notify_one();
+    }
+  }
+  // Blocks until fewer than `limit` publishes are unacknowledged; false after `timeout`.
+  bool wait_below(long limit, std::chrono::milliseconds timeout) {
+    if (inflight.load() < limit) return true;
+    std::unique_lock lk(mu);
+    waiting.store(true);
+    const bool ok = cv.wait_for(lk, timeout, [&] { return inflight.load() < limit; });
+    waiting.store(false);
+    return ok;
+  }
+  std::string error() {
+    std::lock_guard lk(mu);
+    return first_error;
+  }
 };
 
 // Counters of anomalies reported through on_error, shared by all clients.
@@ -62,7 +134,101 @@ struct bench_options {
   double rate = 0;
   double connect_timeout_s = 5;
   bool json_only = false;
+  // durable mode
+  bool durable = false, durable_sub = false;
+  long batch = 128;  // max unacknowledged publishes in flight
+  std::string admin_url, token;
 };
+
+std::string percent_encode(const std::string& name) {  // everything but unreserved bytes
+  std::string out;
+  for (const unsigned char c : name) {
+    if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~') {
+      out += static_cast<char>(c);
+    } else {
+      char b[4];
+      std::snprintf(b, sizeof b, "%%%02X", c);
+      out += b;
+    }
+  }
+  return out;
+}
+
+// One admin API request over a plain HTTP/1.1 socket (Connection: close): `method` <admin_url><path>
+// with a JSON `body` (may be empty). Returns "" on 2xx, else a one-line error.
+std::string admin_request(const std::string& admin_url, const std::string& token, const std::string& method,
+                          const std::string& rel_path, const std::string& body) {
+  std::string rest = admin_url;
+  if (rest.rfind("http://", 0) == 0)
+    rest = rest.substr(7);
+  else if (rest.find("://") != std::string::npos)
+    return "admin url must be http://host:port";
+  std::string prefix;
+  if (const auto slash = rest.find('/'); slash != std::string::npos) {
+    prefix = rest.substr(slash);
+    rest.resize(slash);
+  }
+  while (!prefix.empty() && prefix.back() == '/') prefix.pop_back();
+  std::string host = rest, port = "80";
+  if (const auto colon = rest.rfind(':');
+      colon != std::string::npos && rest.find(']', colon) == std::string::npos) {
+    host = rest.substr(0, colon);
+    port = rest.substr(colon + 1);
+  }
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  const std::string path = prefix + rel_path;
+  std::string req =
+      method + " " + path + " HTTP/1.1\r\nHost: " + rest + "\r\nContent-Type: application/json\r\n";
+  if (!token.empty()) req += "Authorization: Bearer " + token + "\r\n";
+  req += "Content-Length: " + std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body;
+
+  addrinfo hints{};
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* ai = nullptr;
+  if (const int rc = getaddrinfo(host.c_str(), port.c_str(), &hints, &ai); rc != 0) {
+    return "admin " + admin_url + ": " + gai_strerror(rc);
+  }
+  int fd = -1;
+  for (addrinfo* a = ai; a; a = a->ai_next) {
+    fd = ::socket(a->ai_family, a->ai_socktype, a->ai_protocol);
+    if (fd < 0) continue;
+    timeval tv{10, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    if (::connect(fd, a->ai_addr, a->ai_addrlen) == 0) break;
+    ::close(fd);
+    fd = -1;
+  }
+  freeaddrinfo(ai);
+  if (fd < 0) return "admin " + admin_url + ": cannot connect: " + std::strerror(errno);
+  for (std::size_t off = 0; off < req.size();) {
+    const ssize_t n = ::send(fd, req.data() + off, req.size() - off, MSG_NOSIGNAL);
+    if (n <= 0) {
+      ::close(fd);
+      return "admin " + admin_url + ": send: " + std::strerror(errno);
+    }
+    off += static_cast<std::size_t>(n);
+  }
+  std::string resp;
+  char buf[4096];
+  for (ssize_t n; (n = ::recv(fd, buf, sizeof buf, 0)) > 0;) resp.append(buf, static_cast<std::size_t>(n));
+  ::close(fd);
+  // "HTTP/1.1 200 OK"
+  const auto sp = resp.find(' ');
+  const int status = sp == std::string::npos ? 0 : std::atoi(resp.c_str() + sp + 1);
+  if (status >= 200 && status < 300) return {};
+  std::string body_out;
+  if (const auto b = resp.find("\r\n\r\n"); b != std::string::npos) body_out = resp.substr(b + 4);
+  for (auto& c : body_out)
+    if (c == '\r' || c == '\n') c = ' ';
+  return method + " " + path + ": HTTP " + std::to_string(status) + " " + body_out.substr(0, 300);
+}
+
+// PUT /v1/channels/<channel> {"durable":true}
+std::string make_durable(const std::string& admin_url, const std::string& token, const std::string& channel) {
+  return admin_request(admin_url, token, "PUT", "/v1/channels/" + percent_encode(channel),
+                       R"({"durable":true})");
+}
 
 std::string json_escape(const std::string& s) {
   std::string out;
@@ -83,7 +249,8 @@ std::string json_escape(const std::string& s) {
 
 const char* usage =
     "usage: switchboard-bench [--url U] [--subs N] [--msgs M] [--size B>=17] [--rate R] [--channel C]\n"
-    "                         [--tag T] [--connect-timeout S] [--json-only]\n";
+    "                         [--tag T] [--connect-timeout S] [--token T] [--json-only]\n"
+    "                         [--durable --admin-url http://H:P [--batch K] [--durable-sub]]\n";
 
 }  // namespace
 
@@ -94,6 +261,14 @@ int main(int argc, char** argv) {
       const std::string k = argv[i];
       if (k == "--json-only") {
         o.json_only = true;
+        continue;
+      }
+      if (k == "--durable") {
+        o.durable = true;
+        continue;
+      }
+      if (k == "--durable-sub") {
+        o.durable_sub = true;
         continue;
       }
       if (k == "--help" || k == "-h") {
@@ -110,15 +285,33 @@ int main(int argc, char** argv) {
       else if (k == "--channel") o.channel = v;
       else if (k == "--tag") o.tag = v;
       else if (k == "--connect-timeout") o.connect_timeout_s = std::stod(v);
+      else if (k == "--batch")
+        o.batch = std::stol(v);
+      else if (k == "--admin-url")
+        o.admin_url = v;
+      else if (k == "--token")
+        o.token = v;
       else throw std::invalid_argument("unknown flag " + k);
     }
   } catch (const std::exception& e) {
     std::fprintf(stderr, "switchboard-bench: %s\n%s", e.what(), usage);
     return 2;
   }
-  if (o.subs < 1 || o.msgs < 1 || o.size < static_cast<long>(sizeof(header))) {
+  if (o.subs < 1 || o.msgs < 1 || o.size < static_cast<long>(sizeof(header)) || o.batch < 1) {
     std::fputs(usage, stderr);
     return 2;
+  }
+  if (o.durable_sub && !o.durable) {
+    std::fprintf(stderr, "switchboard-bench: --durable-sub needs --durable\n%s", usage);
+    return 2;
+  }
+  if (o.durable && o.admin_url.empty()) {
+    std::fprintf(stderr, "switchboard-bench: --durable needs --admin-url (to make the channel durable)\n%s",
+                 usage);
+    return 2;
+  }
+  if (o.durable) {  // a fresh channel per run: its seqs start at 1, no history from earlier runs
+    o.channel += "." + std::to_string(::getpid()) + "." + std::to_string(std::time(nullptr));
   }
   const bool lat_mode = o.rate > 0;
   prctl(PR_SET_TIMERSLACK, 1UL);  // precise sleep_until for pacing
@@ -130,7 +323,13 @@ int main(int argc, char** argv) {
                   "\"msgs\":%ld,\"size\":%ld,\"rate\":%.0f",
                   json_escape(o.tag).c_str(), json_escape(o.channel).c_str(), lat_mode ? "latency" : "throughput",
                   o.subs, o.msgs, o.size, o.rate);
-    return std::string(b);
+    std::string out = b;
+    if (o.durable) {
+      std::snprintf(b, sizeof b, ",\"durable\":true,\"durable_sub\":%s,\"batch\":%ld",
+                    o.durable_sub ? "true" : "false", o.batch);
+      out += b;
+    }
+    return out;
   };
 
   error_counters errs;
@@ -138,9 +337,20 @@ int main(int argc, char** argv) {
   std::vector<std::shared_ptr<switchboard::client>> subcons;
   std::vector<std::unique_ptr<switchboard::subscription>> subscriptions;
   std::shared_ptr<switchboard::client> pub;
+  std::vector<std::string> durable_names;  // --durable-sub: the durable subscriptions this run created
+  ack_stats acks;
+  acks.lat_mode = lat_mode;
+  acks.window = o.batch;
   try {
+    if (o.durable) {
+      if (const auto err = make_durable(o.admin_url, o.token, o.channel); !err.empty()) {
+        throw std::runtime_error("make channel durable: " + err);
+      }
+      if (lat_mode) acks.lat_ns.reserve(static_cast<std::size_t>(o.msgs));
+    }
     switchboard::client_options co;
     co.url = o.url;
+    co.token = o.token;
     co.connect_timeout = std::chrono::milliseconds(static_cast<long long>(o.connect_timeout_s * 1000));
     co.on_error = [&errs](const switchboard::error& e) {
       errs.errors.fetch_add(1, std::memory_order_relaxed);
@@ -158,7 +368,25 @@ int main(int argc, char** argv) {
       sub_stats* s = st.back().get();
       if (lat_mode) s->lat_ns.reserve(static_cast<std::size_t>(o.msgs));
       subcons.push_back(connect());
-      auto sub = subcons.back()->subscribe(o.channel, [s, lat_mode](const switchboard::event_view& ev) {
+      // Durable mode: count an event once per broker seq (an at_least_once redelivery is a dup).
+      // --durable-sub: ack every event (the raw client pointer outlives the subscription).
+      switchboard::client* acker = o.durable_sub ? subcons.back().get() : nullptr;
+      const bool dedupe = o.durable;
+      switchboard::subscribe_options so;
+      if (o.durable_sub) {
+        durable_names.push_back("bench-" + std::to_string(::getpid()) + "-" + std::to_string(i));
+        so.extra_json =
+            "\"durable\":\"" + durable_names.back() + R"(","ack":{"policy":"at_least_once"},"start":"new")";
+      }
+      auto cb = [s, lat_mode, acker, dedupe](const switchboard::event_view& ev) {
+        if (acker) acker->ack(ev);
+        if (dedupe) {
+          if (ev.seq <= s->last_seq) {
+            s->dups.fetch_add(1, std::memory_order_relaxed);
+            return;
+          }
+          s->last_seq = ev.seq;
+        }
         header h{};
         std::memcpy(&h, ev.payload.data(), std::min(sizeof h, ev.payload.size()));
         if (h.warmup) {
@@ -169,8 +397,15 @@ int main(int argc, char** argv) {
         if (lat_mode) s->lat_ns.push_back(t - h.ts_ns);
         s->last_ns.store(t, std::memory_order_relaxed);
         s->n.fetch_add(1, std::memory_order_relaxed);
-      });
-      if (!sub) throw std::runtime_error("subscribe " + o.channel + ": " + sub.error().message);
+      };
+      auto sub = subcons.back()->subscribe(o.channel, cb, so);
+      if (!sub) {
+        const std::string what =
+            "subscribe " + o.channel + (o.durable_sub ? " (durable at_least_once)" : "") + ": " +
+            (sub.error().broker_code.empty() ? "" : sub.error().broker_code + ": ") + sub.error().message;
+        std::fprintf(stderr, "switchboard-bench: %s\n", what.c_str());
+        throw std::runtime_error(what);
+      }
       subscriptions.push_back(std::move(*sub));
     }
 
@@ -178,14 +413,45 @@ int main(int argc, char** argv) {
     header h{0, 0, 1};
     auto publish = [&] {
       std::memcpy(buf.data(), &h, sizeof h);
-      if (auto ok = pub->publish(o.channel, buf); !ok) throw std::runtime_error("publish: " + ok.error().message);
+      if (!o.durable) {
+        if (auto ok = pub->publish(o.channel, buf); !ok)
+          throw std::runtime_error("publish: " + ok.error().message);
+        return;
+      }
+      // At most `batch` unacknowledged: wait for an ack while the window is full.
+      if (!acks.wait_below(o.batch, 60s)) throw std::runtime_error("no publish ack for 60 s (window full)");
+      acks.inflight.fetch_add(1);
+      ack_stats* a = &acks;
+      const std::int64_t ts = h.warmup ? -1 : h.ts_ns;  // -1 = warm-up probe
+      auto ok = pub->publish_async(
+          o.channel, buf,
+          [a, ts](std::expected<switchboard::publish_ack, switchboard::error> r) { a->done(ts, r); });
+      if (!ok) {
+        acks.inflight.fetch_sub(1);
+        throw std::runtime_error("publish_async: " + ok.error().message);
+      }
+    };
+    // Durable mode: every publish acknowledged (peerbench's flush() waits for the acks too).
+    auto flush = [&](std::chrono::milliseconds timeout) {
+      if (o.durable) {
+        if (!acks.wait_below(1, timeout)) {
+          throw std::runtime_error("publish acks missing after " + std::to_string(timeout.count()) + " ms (" +
+                                   std::to_string(acks.inflight.load()) + " outstanding)");
+        }
+        return;
+      }
+      if (auto ok = pub->flush(timeout); !ok) throw std::runtime_error("flush: " + ok.error().message);
     };
     // Readiness: probe until every subscriber saw one.
     auto all_warm = [&] { return std::all_of(st.begin(), st.end(), [](auto& s) { return s->warm > 0; }); };
     for (auto end = std::chrono::steady_clock::now() + 10s; !all_warm();) {
-      if (std::chrono::steady_clock::now() > end) throw std::runtime_error("subscribers not ready after 10 s");
+      if (std::chrono::steady_clock::now() > end) {
+        const auto err = acks.error();
+        throw std::runtime_error("subscribers not ready after 10 s" +
+                                 (err.empty() ? "" : " (publish: " + err + ")"));
+      }
       for (long i = 0; i < o.subs; ++i) publish();
-      if (auto ok = pub->flush(10s); !ok) throw std::runtime_error("flush: " + ok.error().message);
+      flush(10s);
       std::this_thread::sleep_for(10ms);
     }
     std::this_thread::sleep_for(200ms);
@@ -210,7 +476,7 @@ int main(int argc, char** argv) {
       h.seq = static_cast<std::uint64_t>(i);
       publish();
     }
-    if (auto ok = pub->flush(60s); !ok) throw std::runtime_error("flush: " + ok.error().message);
+    flush(60s);
     const std::int64_t t_pub = now_ns();
 
     // Settle: all arrived, or 2 s after the last arrival (cap 20 s after publishing).
@@ -228,6 +494,9 @@ int main(int argc, char** argv) {
     }
     std::map<std::string, long> ev;
     for (auto& s : subscriptions) ev["local_drops"] += static_cast<long>(s->dropped());
+    if (o.durable) {
+      for (auto& s : st) ev["duplicates"] += static_cast<long>(s->dups.load());
+    }
     subscriptions.clear();
     for (auto& c : subcons) {
       ev["reconnects"] += static_cast<long>(c->reconnects());
@@ -235,6 +504,16 @@ int main(int argc, char** argv) {
     }
     ev["reconnects"] += static_cast<long>(pub->reconnects());
     pub->close();
+    // The durable subscriptions outlive their session: remove them (a failure is counted, not fatal).
+    for (const auto& name : durable_names) {
+      if (const auto err =
+              admin_request(o.admin_url, o.token, "DELETE", "/v1/subscriptions/" + percent_encode(name), "");
+          !err.empty()) {
+        ev["admin_cleanup_errors"] += 1;
+        if (!o.json_only)
+          std::fprintf(stderr, "switchboard-bench: removing durable subscription: %s\n", err.c_str());
+      }
+    }
     ev["client_errors"] = errs.errors.load();
     ev["slow_consumer"] = errs.slow_consumer.load();
     ev["sessions_lost"] = errs.session_lost.load();
@@ -284,6 +563,33 @@ int main(int argc, char** argv) {
                     p50, p90, p99, p999, pmax, static_cast<double>(lag_max) / 1e3);
       out += b;
     }
+    // Durable: acks, rate over [t0, last ack] (flush waited for all of them), publish -> ack latency.
+    const std::uint64_t acked = acks.n.load();
+    const double ack_s = static_cast<double>(std::max<std::int64_t>(acks.last_ns.load() - t0, 1)) / 1e9;
+    double a50 = 0, a90 = 0, a99 = 0, a999 = 0, amax = 0;
+    if (o.durable) {
+      std::snprintf(b, sizeof b, ",\"acked\":%llu,\"nacked\":%llu,\"ack_rate\":%.0f,\"ack_s\":%.3f",
+                    static_cast<unsigned long long>(acked),
+                    static_cast<unsigned long long>(acks.nacks.load()), static_cast<double>(acked) / ack_s,
+                    ack_s);
+      out += b;
+      auto& al = acks.lat_ns;
+      if (lat_mode && !al.empty()) {
+        std::sort(al.begin(), al.end());
+        auto pct = [&](double q) {
+          return static_cast<double>(al[std::min(
+                     al.size() - 1, static_cast<std::size_t>(q * static_cast<double>(al.size())))]) /
+                 1e3;
+        };
+        a50 = pct(0.50), a90 = pct(0.90), a99 = pct(0.99), a999 = pct(0.999);
+        amax = static_cast<double>(al.back()) / 1e3;
+        std::snprintf(b, sizeof b,
+                      ",\"ack_lat_us\":{\"p50\":%.1f,\"p90\":%.1f,\"p99\":%.1f,\"p99.9\":%.1f,\"max\":%.1f}",
+                      a50, a90, a99, a999, amax);
+        out += b;
+      }
+      if (const auto err = acks.error(); !err.empty()) out += ",\"first_nack\":\"" + json_escape(err) + "\"";
+    }
     out += ",\"events\":{";
     bool first = true;
     for (auto& [k, v] : ev) {
@@ -311,6 +617,16 @@ int main(int argc, char** argv) {
       if (lat_mode && !lat.empty()) {
         std::fprintf(stderr, "  %-22s p50 %.1f  p90 %.1f  p99 %.1f  p99.9 %.1f  max %.1f  (pub lag max %.1f)\n",
                      "latency us", p50, p90, p99, p999, pmax, static_cast<double>(lag_max) / 1e3);
+      }
+      if (o.durable) {
+        std::fprintf(stderr, "  %-22s %14.0f msg/s  acked %llu, nacked %llu  (%.3f s, window %ld)\n",
+                     "acked publishes", static_cast<double>(acked) / ack_s,
+                     static_cast<unsigned long long>(acked),
+                     static_cast<unsigned long long>(acks.nacks.load()), ack_s, o.batch);
+        if (lat_mode && !acks.lat_ns.empty()) {
+          std::fprintf(stderr, "  %-22s p50 %.1f  p90 %.1f  p99 %.1f  p99.9 %.1f  max %.1f\n",
+                       "ack latency us", a50, a90, a99, a999, amax);
+        }
       }
       for (auto& [k, v] : ev) std::fprintf(stderr, "  %-22s %14ld\n", k.c_str(), v);
     }
