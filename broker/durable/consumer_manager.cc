@@ -152,8 +152,9 @@ void consumer_manager::notifier::notify(std::string_view channel, std::uint64_t 
 }
 
 void consumer_manager::client_input::attach(router::conn_id conn, std::uint32_t sub_id, std::string name,
-                                            std::optional<subscription_spec> create_if_missing) {
-  submit(attach_cmd{conn, sub_id, std::move(name), std::move(create_if_missing)});
+                                            std::optional<subscription_spec> create_if_missing,
+                                            std::string expected_pattern) {
+  submit(attach_cmd{conn, sub_id, std::move(name), std::move(create_if_missing), std::move(expected_pattern)});
 }
 void consumer_manager::client_input::ack(router::conn_id conn, std::uint32_t sub_id, std::uint64_t epoch,
                                          std::uint64_t seq) {
@@ -643,6 +644,13 @@ void consumer_manager::handle_attach(client_input::attach_cmd& c, clock::time_po
     return reply_error(manager_error{
         409, "conflict",
         "durable subscription " + quote_name(c.name) + " already exists with a different spec"});
+  }
+  if (!c.expected_pattern.empty() && c.expected_pattern != sub_it->second->spec.pattern) {
+    // The caller checked its permissions against expected_pattern: never serve another one.
+    return reply_error(manager_error{409, "conflict",
+                                     "durable subscription " + quote_name(c.name) + " has pattern " +
+                                         quote_name(sub_it->second->spec.pattern) + ", not " +
+                                         quote_name(c.expected_pattern)});
   }
   subscription& sub = *sub_it->second;
   if (auto it = _attachments.find(key); it != _attachments.end() && it->second != &sub)

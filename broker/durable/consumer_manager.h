@@ -160,8 +160,10 @@ class consumer_manager {
     // `create_if_missing` is given, creates it first (its name must equal `name`). Replies SUBACK,
     // or ERR with code not_found, conflict (exists with another spec), invalid_attribute,
     // store_failed or unavailable.
+    // `expected_pattern`, when not empty, must equal the subscription's pattern (ERR conflict
+    // otherwise): the caller authorised the client for that pattern and no other.
     void attach(router::conn_id conn, std::uint32_t sub_id, std::string name,
-                std::optional<subscription_spec> create_if_missing);
+                std::optional<subscription_spec> create_if_missing, std::string expected_pattern = {});
     // Acknowledges one event; ignored when (conn, sub_id) is not attached, the policy is `none`,
     // or the event is not pending (already acked or dead-lettered).
     void ack(router::conn_id conn, std::uint32_t sub_id, std::uint64_t epoch, std::uint64_t seq);
@@ -178,6 +180,7 @@ class consumer_manager {
       std::uint32_t sub_id;
       std::string name;
       std::optional<subscription_spec> spec;
+      std::string expected_pattern;
     };
     struct ack_cmd {
       router::conn_id conn;

@@ -43,6 +43,10 @@ struct channel_policy {
   slow_policy slow = slow_policy::disconnect;
   std::size_t max_payload_bytes = 1 << 20;
   std::uint64_t dedupe_window_ns = 0;  // 0 = no deduplication
+  // Who may receive the channel's events: tenants or token names, "*" = anyone. Enforced per
+  // subscriber when a channel's subscriber list is built, so a wildcard subscription never
+  // receives a channel its principal may not subscribe to.
+  std::vector<std::string> subscribe_allow{"*"};
 };
 
 // Resolves channel policies. Shards cache a channel's policy and re-resolve it when generation()
@@ -126,6 +130,8 @@ struct subscribe_command {
   std::string pattern;  // validated by the producer
   slow_policy policy = slow_policy::disconnect;
   bool policy_explicit = false;  // the subscriber chose `policy`; otherwise the channel's applies
+  std::string tenant;            // the subscriber's principal, checked against subscribe_allow
+  std::string principal;
 };
 struct unsubscribe_command {
   conn_id conn = 0;

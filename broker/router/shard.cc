@@ -180,6 +180,7 @@ void shard::refresh_policy(channel_state& ch) {
   if (ch.policy_generation == _policy_generation) return;
   ch.policy = opts.policies->lookup(ch.name);
   ch.policy_generation = _policy_generation;
+  ch.generation = ~std::uint64_t{0};  // permissions may have changed: rebuild the subscriber list
   if (ch.policy.durable && ch.log_id == 0 && opts.log != nullptr) {
     auto pos = opts.log->open(ch.name);
     if (!pos) {
@@ -276,13 +277,23 @@ bool shard::dedupe(channel_state& ch, std::string_view key, std::uint64_t time_n
   return true;
 }
 
+// The channel's subscribers: every matching subscription whose principal may subscribe to it.
+void shard::rebuild_matches(channel_state& ch) {
+  const auto& allow = ch.policy.subscribe_allow;
+  const bool anyone = std::ranges::find(allow, "*") != allow.end();
+  ch.matches.clear();
+  _trie.match(ch.name, [&](subscriber* s) {
+    if (anyone || std::ranges::find(allow, s->tenant) != allow.end() ||
+        std::ranges::find(allow, s->principal) != allow.end()) {
+      ch.matches.push_back(s);
+    }
+  });
+  ch.generation = _generation;
+}
+
 void shard::deliver(channel_state& ch, std::uint64_t seq, std::uint64_t time_ns, std::string_view payload) {
   const auto& opts = _owner.options();
-  if (ch.generation != _generation) {
-    ch.matches.clear();
-    _trie.match(ch.name, [&](subscriber* s) { ch.matches.push_back(s); });
-    ch.generation = _generation;
-  }
+  if (ch.generation != _generation) rebuild_matches(ch);
   for (subscriber* s : ch.matches) {
     connection_out& out = *s->out;
     proto::frame_writer(out.buf).write(proto::event{
@@ -399,7 +410,9 @@ void shard::subscribe(subscribe_command& c) {
                                                        .policy = c.policy,
                                                        .policy_explicit = c.policy_explicit,
                                                        .pattern = std::move(c.pattern),
-                                                       .out = &out});
+                                                       .out = &out,
+                                                       .tenant = std::move(c.tenant),
+                                                       .principal = std::move(c.principal)});
   (void)_trie.insert(it->second->pattern, it->second.get());
   ++_generation;
   bump(_subscription_count);
@@ -432,11 +445,7 @@ void shard::report_stats(stats_query& q) {
   std::vector<channel_stats> out;
   out.reserve(_channels.size());
   for (auto& [name, ch] : _channels) {
-    if (ch.generation != _generation) {
-      ch.matches.clear();
-      _trie.match(ch.name, [&](subscriber* s) { ch.matches.push_back(s); });
-      ch.generation = _generation;
-    }
+    if (ch.generation != _generation) rebuild_matches(ch);
     out.push_back(channel_stats{.name = name,
                                 .published = ch.published,
                                 .delivered = ch.delivered,

@@ -70,6 +70,8 @@ class shard {
     bool policy_explicit = false;
     std::string pattern;
     connection_out* out = nullptr;
+    std::string tenant;
+    std::string principal;
   };
   struct connection_out {
     conn_id conn = 0;
@@ -130,6 +132,7 @@ class shard {
   bool dedupe(channel_state& ch, std::string_view key, std::uint64_t time_ns, const ack_target& ack,
               const std::shared_ptr<const void>& owner);
   void refresh_policy(channel_state& ch);
+  void rebuild_matches(channel_state& ch);
   void submit_durable();
   bool finish_durable();
   void subscribe(subscribe_command& c);

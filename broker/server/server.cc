@@ -61,7 +61,8 @@ class registry_policies final : public router::policy_source {
         .max_payload_bytes = static_cast<std::size_t>(c.max_payload_bytes.value_or(1 << 20)),
         .dedupe_window_ns = c.dedupe_window ? static_cast<std::uint64_t>(
                                                   std::chrono::nanoseconds(*c.dedupe_window).count())
-                                            : 0};
+                                            : 0,
+        .subscribe_allow = c.permissions ? c.permissions->subscribe : std::vector<std::string>{"*"}};
   }
   std::uint64_t generation() const noexcept override { return _registry.generation(); }
 

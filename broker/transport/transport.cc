@@ -652,6 +652,7 @@ struct transport::impl {
     auto found = by_identity.find(identity);
     connection* c = found == by_identity.end() ? nullptr : &conns.at(found->second);
     const std::string_view bytes(static_cast<const char*>(msg.data()), msg.size());
+    if (c != nullptr) c->last_seen = clock::now();  // any traffic, even rejected, shows it is alive
     auto shape = inspect(bytes, c);
     if (!shape) {
       if (shape.error().first != "hello_required") bump(stats.bad_frames);
@@ -660,7 +661,6 @@ struct transport::impl {
       reply_error(identity, 0, shape.error().first, shape.error().second);
       return;
     }
-    if (c != nullptr) c->last_seen = clock::now();
     const auto now_ns = unix_ns();
     auto owner = std::make_shared<zmq::message_t>(std::move(msg));
     const std::string_view records(static_cast<const char*>(owner->data()), owner->size());
@@ -902,7 +902,7 @@ struct transport::impl {
       c.subs.emplace(s.sub_id, sub_info{.durable = true, .policy = {}, .pattern = std::string(s.pattern),
                                         .spill_name = {}});
       // The consumer manager answers SUBACK or ERR itself, through its output queue.
-      opts.durable->attach(c.id, s.sub_id, options->durable, std::move(create));
+      opts.durable->attach(c.id, s.sub_id, options->durable, std::move(create), std::string(s.pattern));
       return;
     }
     c.subs.emplace(s.sub_id, sub_info{.durable = false,
@@ -912,7 +912,7 @@ struct transport::impl {
         c.id, s.sub_id, std::string(s.pattern),
         options->policy == overflow_policy::drop_oldest ? router::slow_policy::drop_oldest
                                                         : router::slow_policy::disconnect,
-        options->policy_explicit}});
+        options->policy_explicit, c.who.tenant, c.who.name}});
     barrier(c, barrier_kind::suback, s.sub_id);
   }
 

@@ -193,9 +193,9 @@ TEST_F(cli_admin_test, channels_put_get_list_delete_round_trip) {
 
   const auto list = run({"channels", "list"});
   ASSERT_EQ(list.code, 0) << list.err;
-  // The listing shows live stats; the config is in `channels get`.
+  // The listing shows live stats and whether the config makes each name durable.
   EXPECT_EQ(list.out,
-            R"({"channels":[{"name":"cli.calls.>","durable":false,"published":0,"delivered":0,"subscribers":0,"last_seq":0,"dropped":0},{"name":"cli.calls.CA1","durable":false,"published":0,"delivered":0,"subscribers":0,"last_seq":0,"dropped":0}]})" "\n");
+            R"({"channels":[{"name":"cli.calls.>","durable":true,"published":0,"delivered":0,"subscribers":0,"last_seq":0,"dropped":0},{"name":"cli.calls.CA1","durable":true,"published":0,"delivered":0,"subscribers":0,"last_seq":0,"dropped":0}]})" "\n");
 
   const auto del = run({"channels", "delete", "cli.calls.>"});
   ASSERT_EQ(del.code, 0) << del.err;

@@ -111,8 +111,8 @@ class router_test : public ::testing::TestWithParam<bool> {
 
 TEST_P(router_test, events_reach_matching_subscribers_in_order_across_shards) {
   make(3);
-  submit_all(subscribe_command{1, 7, "a.>", slow_policy::disconnect});
-  submit_all(subscribe_command{3, 1, "a.*", slow_policy::drop_oldest});
+  submit_all(subscribe_command{1, 7, "a.>", slow_policy::disconnect, false, "tenant", "principal"});
+  submit_all(subscribe_command{3, 1, "a.*", slow_policy::drop_oldest, false, "tenant", "principal"});
   sync(1);
   const std::vector<std::string> channels{"a.x", "a.y", "a.z", "a.w", "b.x"};
   constexpr int rounds = 50;
@@ -139,7 +139,7 @@ TEST_P(router_test, events_reach_matching_subscribers_in_order_across_shards) {
 
 TEST_P(router_test, producer_on_its_own_thread_and_consumer_here) {
   make(2);
-  submit_all(subscribe_command{1, 1, ">", slow_policy::disconnect});
+  submit_all(subscribe_command{1, 1, ">", slow_policy::disconnect, false, "tenant", "principal"});
   sync(1);
   constexpr int batches = 400;
   std::atomic<bool> done{false};
@@ -168,9 +168,9 @@ TEST_P(router_test, producer_on_its_own_thread_and_consumer_here) {
 
 TEST_P(router_test, unsubscribe_and_drop_connection_stop_delivery) {
   make(2);
-  submit_all(subscribe_command{1, 1, "c.>", slow_policy::disconnect});
-  submit_all(subscribe_command{1, 2, "c.d", slow_policy::disconnect});
-  submit_all(subscribe_command{3, 1, "c.d", slow_policy::disconnect});
+  submit_all(subscribe_command{1, 1, "c.>", slow_policy::disconnect, false, "tenant", "principal"});
+  submit_all(subscribe_command{1, 2, "c.d", slow_policy::disconnect, false, "tenant", "principal"});
+  submit_all(subscribe_command{3, 1, "c.d", slow_policy::disconnect, false, "tenant", "principal"});
   sync(1);
   publish(2, batch_of({"c.d"}, 1, false));
   sync(1);
@@ -188,7 +188,7 @@ TEST_P(router_test, unsubscribe_and_drop_connection_stop_delivery) {
 
 TEST_P(router_test, unvalidated_batch_skips_bad_records) {
   make(1);
-  submit_all(subscribe_command{1, 1, ">", slow_policy::disconnect});
+  submit_all(subscribe_command{1, 1, ">", slow_policy::disconnect, false, "tenant", "principal"});
   sync(1);
   publish(2, batch_of({"ok", "bad..name", "fine"}, 1, true), /*prevalidated=*/false);
   sync(1);
@@ -198,7 +198,7 @@ TEST_P(router_test, unvalidated_batch_skips_bad_records) {
 
 TEST_P(router_test, stop_processes_everything_already_submitted) {
   make(2);
-  submit_all(subscribe_command{1, 1, "s", slow_policy::disconnect});
+  submit_all(subscribe_command{1, 1, "s", slow_policy::disconnect, false, "tenant", "principal"});
   sync(1);
   publish(2, batch_of({"s"}, 30, false));
   // Drain concurrently while stop() runs: shards may wait for room in their output queues.

@@ -7,6 +7,7 @@
 #include <switchboard/client.h>
 
 #include <atomic>
+#include <mutex>
 
 #include "support/broker_process.h"
 
@@ -147,6 +148,37 @@ TEST_F(channel_config_apply_test, tenants_scopes_and_permissions_are_enforced_on
   auto refused = client::connect(bad);
   ASSERT_FALSE(refused.has_value());
   EXPECT_EQ(refused.error().broker_code, "unauthorized");
+}
+
+TEST_F(channel_config_apply_test, wildcard_and_durable_subscriptions_cannot_widen_access) {
+  put("acme.secret", R"({"permissions":{"publish":["*"],"subscribe":["ops"]}})");
+  auto acme = connect("acme-secret");
+  std::mutex m;
+  std::vector<std::string> seen;
+  auto sub = acme->subscribe("acme.>", [&](const event_view& ev) {
+    std::lock_guard lock(m);
+    seen.emplace_back(ev.channel);
+  });
+  ASSERT_TRUE(sub.has_value());
+  auto admin = connect();
+  ASSERT_TRUE(admin->publish_sync("acme.secret", "hidden", 5s).has_value());
+  ASSERT_TRUE(admin->publish_sync("acme.open", "visible", 5s).has_value());
+  for (auto end = std::chrono::steady_clock::now() + 10s;;) {
+    ASSERT_LT(std::chrono::steady_clock::now(), end);
+    std::lock_guard lock(m);
+    if (std::ranges::find(seen, "acme.open") != seen.end()) break;
+  }
+  {
+    std::lock_guard lock(m);
+    EXPECT_EQ(seen, std::vector<std::string>{"acme.open"}) << "a wildcard must not reach a channel it may not read";
+  }
+
+  auto created = _http->Post("/v1/subscriptions", R"({"name":"globex-audit","pattern":"globex.>"})", "application/json");
+  ASSERT_TRUE(created && created->status == 201) << (created ? created->body : "");
+  auto hijack = acme->subscribe("acme.x", nullptr, subscribe_options{.slow_consumer = {}, .extra_json = R"("durable":"globex-audit")"});
+  ASSERT_FALSE(hijack.has_value());
+  EXPECT_EQ(hijack.error().broker_code, "conflict");
+  EXPECT_EQ(hijack.error().message, R"(durable subscription "globex-audit" has pattern "globex.>", not "acme.x")");
 }
 
 }  // namespace
