@@ -36,32 +36,7 @@ constexpr std::string_view duration_hint =
 
 constexpr char hex_digits[] = "0123456789abcdef";
 
-// `s` quoted as topic.h describes: printable ASCII only, `"` and `\` escaped, others as \xHH.
-std::string quote_name(std::string_view s) {
-  std::string out;
-  out.reserve(s.size() + 2);
-  out.push_back('"');
-  for (const char ch : s) {
-    const auto b = static_cast<unsigned char>(ch);
-    switch (b) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\t': out += "\\t"; break;
-      case '\r': out += "\\r"; break;
-      case '\n': out += "\\n"; break;
-      default:
-        if (b >= 0x20 && b < 0x7f) {
-          out.push_back(ch);
-        } else {
-          out += "\\x";
-          out.push_back(hex_digits[b >> 4]);
-          out.push_back(hex_digits[b & 0xf]);
-        }
-    }
-  }
-  out.push_back('"');
-  return out;
-}
+using router::quote_name;
 
 std::string joined(std::span<const std::string_view> names) {
   std::string out;

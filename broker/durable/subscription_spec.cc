@@ -18,7 +18,6 @@ namespace {
 
 namespace dom = simdjson::dom;
 
-constexpr char hex_digits[] = "0123456789abcdef";
 
 std::unexpected<spec_error> invalid(std::string_view path, std::string_view what) {
   return std::unexpected(
@@ -205,31 +204,6 @@ std::int64_t parse_rfc3339(std::string_view s) {
 
 }  // namespace
 
-std::string quote_name(std::string_view s) {
-  std::string out;
-  out.reserve(s.size() + 2);
-  out.push_back('"');
-  for (const char ch : s) {
-    const auto b = static_cast<unsigned char>(ch);
-    switch (b) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\t': out += "\\t"; break;
-      case '\r': out += "\\r"; break;
-      case '\n': out += "\\n"; break;
-      default:
-        if (b >= 0x20 && b < 0x7f) {
-          out.push_back(ch);
-        } else {
-          out += "\\x";
-          out.push_back(hex_digits[b >> 4]);
-          out.push_back(hex_digits[b & 0xf]);
-        }
-    }
-  }
-  out.push_back('"');
-  return out;
-}
 
 std::expected<start_position, spec_error> parse_start(std::string_view text) {
   start_position p;

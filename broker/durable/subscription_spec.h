@@ -39,6 +39,8 @@
 // Thread-safety: pure functions (each parse uses its own parser); subscription_spec is a value.
 #pragma once
 
+#include "broker/router/topic.h"
+
 #include <cstdint>
 #include <expected>
 #include <string>
@@ -126,8 +128,7 @@ struct subscription_spec {
 // Parses a start position ("new", "all", "seq:N", "time:RFC3339"); false-y result on bad input.
 [[nodiscard]] std::expected<start_position, spec_error> parse_start(std::string_view text);
 
-// `s` quoted for a message: printable ASCII, `"` and `\` escaped, tab/CR/LF as \t \r \n, other
-// bytes as \xHH (the same rule as router/topic.h).
-[[nodiscard]] std::string quote_name(std::string_view s);
+// Names in messages are quoted by router::quote_name.
+using router::quote_name;
 
 }  // namespace switchboard::durable

@@ -11,32 +11,6 @@ enum class topic_kind : std::uint8_t { channel, pattern };
 
 constexpr char hex_digits[] = "0123456789abcdef";
 
-// The input quoted for an error message: printable ASCII only (see topic.h).
-std::string quoted(std::string_view s) {
-  std::string out;
-  out.reserve(s.size() + 2);
-  out.push_back('"');
-  for (const char ch : s) {
-    const auto b = static_cast<unsigned char>(ch);
-    switch (b) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\t': out += "\\t"; break;
-      case '\r': out += "\\r"; break;
-      case '\n': out += "\\n"; break;
-      default:
-        if (b >= 0x20 && b < 0x7f) {
-          out.push_back(ch);
-        } else {
-          out += "\\x";
-          out.push_back(hex_digits[b >> 4]);
-          out.push_back(hex_digits[b & 0xf]);
-        }
-    }
-  }
-  out.push_back('"');
-  return out;
-}
 
 // Name of a byte that may never appear in a token, or nullptr if it may.
 constexpr const char* forbidden_name(unsigned char b) noexcept {
@@ -75,11 +49,11 @@ std::expected<void, topic_error> validate(topic_kind kind, std::string_view s) {
       const std::string_view token = s.substr(token_start, i - token_start);
       if (token.empty()) {
         return std::unexpected(make_error(
-            kind, std::string(what) + quoted(s) + " has an empty token at position " + std::to_string(position)));
+            kind, std::string(what) + quote_name(s) + " has an empty token at position " + std::to_string(position)));
       }
       if (!is_channel && token == ">" && !at_end) {
         return std::unexpected(
-            make_error(kind, "pattern " + quoted(s) + ": '>' must be the last token"));
+            make_error(kind, "pattern " + quote_name(s) + ": '>' must be the last token"));
       }
       ++position;
       token_start = i + 1;
@@ -88,13 +62,13 @@ std::expected<void, topic_error> validate(topic_kind kind, std::string_view s) {
     const auto b = static_cast<unsigned char>(s[i]);
     if (const char* name = forbidden_name(b)) {
       return std::unexpected(make_error(
-          kind, std::string(what) + quoted(s) + " has a forbidden character (" + name + ", 0x" + hex_digits[b >> 4] +
+          kind, std::string(what) + quote_name(s) + " has a forbidden character (" + name + ", 0x" + hex_digits[b >> 4] +
                     hex_digits[b & 0xf] + ") in token " + std::to_string(position)));
     }
     if (b == '*' || b == '>') {
       if (is_channel) {
         return std::unexpected(make_error(
-            kind, "channel " + quoted(s) + " has a wildcard '" + s[i] + "' in token " + std::to_string(position) +
+            kind, "channel " + quote_name(s) + " has a wildcard '" + s[i] + "' in token " + std::to_string(position) +
                       "; channel names may not contain wildcards"));
       }
       // Whole token iff it starts here and ends right after this byte.
@@ -103,8 +77,8 @@ std::expected<void, topic_error> validate(topic_kind kind, std::string_view s) {
         std::size_t token_end = s.find('.', token_start);
         if (token_end == std::string_view::npos) token_end = s.size();
         return std::unexpected(make_error(
-            kind, "pattern " + quoted(s) + ": '" + s[i] + "' must be a whole token (found " +
-                      quoted(s.substr(token_start, token_end - token_start)) + " at position " +
+            kind, "pattern " + quote_name(s) + ": '" + s[i] + "' must be a whole token (found " +
+                      quote_name(s.substr(token_start, token_end - token_start)) + " at position " +
                       std::to_string(position) + ")"));
       }
     }
@@ -158,6 +132,32 @@ std::uint64_t channel_hash(std::string_view channel) noexcept {
 unsigned shard_of(std::string_view channel, unsigned shards) noexcept {
   if (shards == 0) return 0;
   return static_cast<unsigned>(channel_hash(channel) % shards);
+}
+
+std::string quote_name(std::string_view s) {
+  std::string out;
+  out.reserve(s.size() + 2);
+  out.push_back('"');
+  for (const char ch : s) {
+    const auto b = static_cast<unsigned char>(ch);
+    switch (b) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\t': out += "\\t"; break;
+      case '\r': out += "\\r"; break;
+      case '\n': out += "\\n"; break;
+      default:
+        if (b >= 0x20 && b < 0x7f) {
+          out.push_back(ch);
+        } else {
+          out += "\\x";
+          out.push_back(hex_digits[b >> 4]);
+          out.push_back(hex_digits[b & 0xf]);
+        }
+    }
+  }
+  out.push_back('"');
+  return out;
 }
 
 }  // namespace switchboard::router

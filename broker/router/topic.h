@@ -70,6 +70,10 @@ struct topic_error {
 // True when `channel` matches `pattern` under the rules above. Never allocates.
 // Precondition: `pattern` passes validate_pattern and `channel` passes validate_channel; for
 // other inputs the result is unspecified (but the call is still memory-safe).
+// `s` in double quotes for an error message: printable ASCII kept, `"` and `\` escaped, tab, CR
+// and LF as \t \r \n, every other byte as \xHH. Used for every name quoted in broker messages.
+[[nodiscard]] std::string quote_name(std::string_view s);
+
 [[nodiscard]] bool pattern_matches(std::string_view pattern, std::string_view channel) noexcept;
 
 // 64-bit hash of a channel name: FNV-1a 64 over the bytes, followed by the MurmurHash3 `fmix64`
