@@ -4,6 +4,9 @@
 #pragma once
 
 #include <cstdio>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
 #include <string>
 #include <string_view>
 #include <vector>
@@ -31,29 +34,12 @@ inline int fail(const std::string& message) {
   return exit_failure;
 }
 
-// Appends `s` as a JSON string literal (quotes included; control characters escaped).
+// Appends `s` as a JSON string literal (quotes included), escaped by rapidjson's Writer.
 inline void append_json_string(std::string& out, std::string_view s) {
-  out += '"';
-  for (const char c : s) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      case '\b': out += "\\b"; break;
-      case '\f': out += "\\f"; break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", static_cast<unsigned>(static_cast<unsigned char>(c)));
-          out += buf;
-        } else {
-          out += c;
-        }
-    }
-  }
-  out += '"';
+  rapidjson::StringBuffer buf;
+  rapidjson::Writer<rapidjson::StringBuffer> w(buf);
+  w.String(s.data(), static_cast<rapidjson::SizeType>(s.size()));
+  out.append(buf.GetString(), buf.GetSize());
 }
 
 // Admin API subcommands (admin_commands.cc). Each gets the arguments after its name.

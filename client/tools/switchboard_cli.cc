@@ -37,6 +37,8 @@
 #include <string>
 #include <vector>
 
+#include <fmt/format.h>
+
 #include "cli_common.h"
 
 namespace po = boost::program_options;
@@ -45,22 +47,10 @@ using namespace switchboard::cli;
 namespace {
 
 // Concatenates strings and numbers (g++ 12's libstdc++ has no <format>).
-template <typename T>
-void cat_one(std::string& out, const T& v) {
-  if constexpr (std::is_floating_point_v<T>) {
-    char buf[32];
-    std::snprintf(buf, sizeof buf, "%g", static_cast<double>(v));
-    out += buf;
-  } else if constexpr (std::is_arithmetic_v<T>) {
-    out += std::to_string(v);
-  } else {
-    out += std::string_view(v);
-  }
-}
 template <typename... Args>
 std::string cat(const Args&... args) {
   std::string out;
-  (cat_one(out, args), ...);
+  ((out += fmt::format("{}", args)), ...);
   return out;
 }
 
