@@ -1,4 +1,4 @@
-// The admin HTTP API (broker/admin/admin_server.cc) against the real in-process broker: memory store,
+// The admin HTTP API (broker/admin/admin_server.cc) against the real broker binary on a temp data dir,
 // `tcp://127.0.0.1:*` and admin port 0. Every rejected request asserts the exact status and error code
 // (and the message where it is deterministic) the user sees.
 #include <gtest/gtest.h>
@@ -8,7 +8,7 @@
 #include <memory>
 #include <string>
 
-#include "broker/server/server.h"
+#include "support/broker_process.h"
 
 namespace switchboard {
 namespace {
@@ -36,19 +36,13 @@ struct reply {
 class admin_server_test : public ::testing::Test {
  protected:
   void SetUp() override {
-    server::options o;
-    o.bind = "tcp://127.0.0.1:*";
-    o.memory = true;
-    o.admin_port = 0;
-    o.shards = 2;
-    o.admin_token = admin_token;
-    o.tokens = {std::string("acme-ops:") + acme_token + ":acme:admin,publish,subscribe"};
-    auto s = server::server::start(o);
-    ASSERT_TRUE(s.has_value()) << s.error().message;
-    _server = std::move(*s);
-    _url = _server->admin_url();
-    ASSERT_FALSE(_url.empty()) << "the admin API is not wired into server::start yet";
-    _max_body = o.max_payload_bytes + 64 * 1024;
+    _broker = std::make_unique<test::broker_process>(
+        _dir.path(), admin_token,
+        std::vector<std::string>{"--shards", "2", "--token",
+                                 std::string("acme-ops:") + acme_token + ":acme:admin,publish,subscribe"});
+    ASSERT_TRUE(_broker->ok()) << _broker->stderr_text();
+    _url = _broker->admin_url;
+    _max_body = (std::size_t{1} << 20) + 64 * 1024;  // --max-payload-bytes default + 64 KiB
   }
 
   reply send(const std::string& method, const std::string& path, const std::string& body = {},
@@ -82,7 +76,8 @@ class admin_server_test : public ::testing::Test {
     return &r.json["config"][attr];
   }
 
-  std::unique_ptr<server::server> _server;
+  test::temp_dir _dir;
+  std::unique_ptr<test::broker_process> _broker;
   std::string _url;
   std::size_t _max_body = 0;
 };
