@@ -1,11 +1,32 @@
 // libswitchboard_client: see <switchboard/client.h> for the contract.
 //
-// Operation: every `client` owns one I/O thread, which alone creates, uses and closes the ZeroMQ
-// DEALER socket. Other threads talk to it through `outbox` (a mutex-protected pending batch of
-// encoded records, a deque of full batches and a small command queue) and wake it with an eventfd
-// only when it is asleep in zmq_poll, so a busy publisher costs no syscall per event. The I/O
+// Operation: every `client` owns one I/O thread, which alone creates, receives on and closes the
+// ZeroMQ DEALER socket. Other threads talk to it through `outbox` (a mutex-protected pending batch
+// of encoded records, a deque of full batches and a small command queue) and wake it with an
+// eventfd only when it is asleep in poll(), so a busy publisher costs no syscall per event. The I/O
 // thread swaps the whole pending batch out and sends it as one ZeroMQ message: under load batches
-// grow by themselves, when idle every event leaves at once.
+// grow by themselves.
+//
+// Send asap: when the outbox and the I/O thread's unsent queue are empty (pending_bytes == 0, no
+// command), the session is up (`direct_ok`, set only once a reconnect's SUBs are queued) and the
+// publisher is not in a burst (see enqueue(): the previous record came more than `send_asap_gap`
+// earlier, give or take asap_burst_allowance), the publishing thread sends its record on the socket
+// itself, still holding `mu`, so nothing can be queued ahead of or behind it out of order. That
+// saves the eventfd write and the I/O thread's wake-up. Every use of the socket object (send,
+// recv, getsockopt, open, close) is made under `sock_mu`, by whichever thread holds it. A publisher
+// holding `mu` only try_lock()s sock_mu (no lock-order cycle is possible): when the I/O thread
+// holds it, or the send would block (EAGAIN: high-water mark), the record is queued the usual way,
+// still first in line.
+//
+// Because other threads use the socket, the I/O thread cannot use zmq_poll() on it; it poll()s the
+// socket's ZMQ_FD and the eventfd. ZMQ_FD is edge-triggered: it only signals that ZeroMQ has queued
+// internal commands for the socket, which any socket operation (of any thread) may consume, and a
+// message already waiting in the socket produces no new signal. So before sleeping the I/O thread
+// (after flagging `io_sleeping`) checks ZMQ_EVENTS and does not sleep when POLLIN (or POLLOUT with
+// unsent data) is set, and after each direct send the publisher checks ZMQ_EVENTS and wakes the
+// I/O thread through the eventfd when POLLIN is set and it sleeps (the send may have eaten the
+// edge). Both checks happen under `mu`-ordered io_sleeping, so one of the two always sees a message
+// that arrived.
 //
 // Identifier spaces: ERR carries one `ref` for both PUB request ids and SUB ids, so the client keeps
 // them disjoint: subscription ids count up from 1, acknowledged-publish request ids and flush nonces
@@ -24,6 +45,7 @@
 #include <switchboard/client.h>
 #include <switchboard/protocol.h>
 
+#include <poll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -88,6 +110,10 @@ constexpr int send_hwm = 1000;
 constexpr int recv_hwm = 10000;
 // Messages read per loop turn before the I/O thread looks at its outbox again.
 constexpr int recv_burst = 256;
+// Send asap: the first few enqueues after a pause longer than send_asap_gap may still be sent by
+// the calling thread (a paced publisher that oversleeps catches up with 2-3 back-to-back
+// publishes); beyond that it is a burst and the I/O thread batches it.
+constexpr unsigned asap_burst_allowance = 4;
 
 // Concatenates strings and numbers (g++ 12's libstdc++ has no <format>).
 template <typename T>
@@ -206,7 +232,12 @@ struct client::impl {
   std::deque<command> commands;
   std::size_t pending_bytes = 0;      // batch + full + unsent (I/O thread's)
   std::size_t space_waiters = 0;
-  bool io_sleeping = false;           // the I/O thread is (about to be) in zmq_poll
+  bool io_sleeping = false;           // the I/O thread is (about to be) in poll()
+  bool direct_ok = false;             // session up, its SUBs queued: publishers may send directly
+  steady::time_point last_enqueue{};  // the previous enqueue (send-asap burst detection)
+  unsigned asap_streak = 0;           // direct candidates since the last gap longer than send_asap_gap
+  bool asap_after_queued = false;     // the previous enqueue was queued (a burst, or no session)
+  std::string direct_buf;             // scratch for a directly sent record
   bool wake_sent = false;             // an eventfd write is outstanding
   bool stopping = false;              // close() called: refuse new work
   bool dead = false;                  // the I/O thread has finished
@@ -242,6 +273,46 @@ struct client::impl {
     {
       std::unique_lock lk(mu);
       if (stopping || dead) return std::unexpected(make_error(errc::closed, "client is closed"));
+      if (opts.send_asap_gap.count() > 0) {
+        // Burst detection. A record that finds the outbox busy is queued behind others: a burst,
+        // and the clock is not even read (the hot path of a busy publisher). A record that finds
+        // it empty goes directly when it comes more than send_asap_gap after the previous such
+        // record (or is one of the first asap_burst_allowance after that pause), and was not
+        // preceded by a queued record (whose time is unknown: it is queued too, and timed).
+        const bool empty = direct_ok && pending_bytes == 0 && batch.empty() && full.empty() && commands.empty();
+        bool direct = false;
+        if (!empty) {
+          asap_after_queued = true;
+        } else {
+          const steady::time_point now = steady::now();
+          if (asap_after_queued) {
+            asap_after_queued = false;
+            asap_streak = asap_burst_allowance;
+          } else if (now - last_enqueue > opts.send_asap_gap) {
+            asap_streak = 0;
+          }
+          last_enqueue = now;
+          direct = asap_streak < asap_burst_allowance;
+          if (direct) ++asap_streak;
+        }
+        if (direct) {
+          direct_buf.clear();
+          encode(direct_buf);
+          const bool sent = send_direct(direct_buf, do_wake);
+          if (!sent) {
+            // Would block, or the I/O thread is using the socket: queue it. The outbox is empty and
+            // `mu` was held throughout, so it is still first in line.
+            batch += direct_buf;
+            asap_after_queued = true;
+            pending_bytes += bytes;
+            if (need_wake()) do_wake = true;
+          }
+          if (direct_buf.capacity() > opts.max_batch_bytes) direct_buf = std::string();
+          lk.unlock();
+          if (do_wake) wake();
+          return {};
+        }
+      }
       if (pending_bytes > 0 && pending_bytes + bytes > opts.max_pending_bytes) {
         ++space_waiters;
         const bool ok = space_cv.wait_for(lk, opts.send_timeout, [&] {
@@ -272,6 +343,26 @@ struct client::impl {
     return {};
   }
 
+  // Sends one record from a publishing thread. Call with `mu` held (direct_ok and an empty outbox
+  // checked). False when the socket is busy or would block: the caller queues the record. Sets
+  // `do_wake` when the I/O thread must be woken to receive.
+  bool send_direct(const std::string& rec, bool& do_wake) {
+    std::unique_lock sl(sock_mu, std::try_to_lock);
+    if (!sl.owns_lock() || !sock) return false;
+    int ev = 0;
+    try {
+      if (!sock->send(zmq::buffer(rec), zmq::send_flags::dontwait)) return false;
+      // The send may have processed the socket's pending ZeroMQ commands and so consumed the
+      // ZMQ_FD edge the sleeping I/O thread waits for: look for a waiting message ourselves.
+      ev = sock->get(zmq::sockopt::events);
+    } catch (const zmq::error_t&) {
+      ev = ZMQ_POLLIN;  // let the I/O thread find out
+    }
+    last_send_ns.store(steady::now().time_since_epoch().count(), std::memory_order_relaxed);
+    if (ev & ZMQ_POLLIN) do_wake = need_wake();
+    return true;
+  }
+
   void push_command(command c) {
     bool do_wake = false;
     {
@@ -294,43 +385,76 @@ struct client::impl {
   enum class phase : std::uint8_t { handshake, connected, backoff };
 
   zmq::context_t ctx{1};
+  // The socket object: created, reset and closed by the I/O thread only, every use under sock_mu
+  // (the I/O thread may test `sock` without it, being its only writer).
+  std::mutex sock_mu;
   std::optional<zmq::socket_t> sock;
+  int sock_fd = -1;  // its ZMQ_FD; I/O thread only
   phase ph = phase::handshake;
   bool first_session = true;
   steady::time_point deadline{};      // handshake: give up; backoff: retry
   std::chrono::milliseconds backoff{0};
-  steady::time_point last_send{}, last_recv{};
+  steady::time_point last_recv{};
+  std::atomic<steady::rep> last_send_ns{0};  // written by whichever thread sent
+
+  steady::time_point last_send() const {
+    return steady::time_point(steady::duration(last_send_ns.load(std::memory_order_relaxed)));
+  }
 
   bool open_socket() {
     try {
+      std::lock_guard sl(sock_mu);
       sock.emplace(ctx, zmq::socket_type::dealer);
       sock->set(zmq::sockopt::linger, 0);
       sock->set(zmq::sockopt::sndhwm, send_hwm);
       sock->set(zmq::sockopt::rcvhwm, recv_hwm);
       sock->set(zmq::sockopt::immediate, 0);
       sock->connect(opts.url);
+      sock_fd = static_cast<int>(sock->get(zmq::sockopt::fd));
       std::string hello;
       proto::frame_writer(hello).write(proto::hello{
           proto::version, static_cast<std::uint32_t>(opts.heartbeat.count()), opts.token});
       (void)sock->send(zmq::buffer(hello), zmq::send_flags::dontwait);
     } catch (const zmq::error_t& e) {
-      sock.reset();
+      {
+        std::lock_guard sl(sock_mu);
+        sock.reset();
+        sock_fd = -1;
+      }
       const error err = make_error(errc::invalid_argument, cat("cannot connect to ", opts.url, ": ", e.what()));
       if (first_session) finish_handshake(err);
       return false;
     }
     ph = phase::handshake;
     deadline = steady::now() + opts.connect_timeout;
-    last_send = last_recv = steady::now();
+    last_recv = steady::now();
+    last_send_ns.store(last_recv.time_since_epoch().count(), std::memory_order_relaxed);
     return true;
   }
 
   void close_socket() {
+    {
+      std::lock_guard lk(mu);
+      direct_ok = false;
+    }
     if (sock) {
+      std::lock_guard sl(sock_mu);
       sock->close();
       sock.reset();
+      sock_fd = -1;
     }
     is_connected.store(false, std::memory_order_release);
+  }
+
+  // ZMQ_EVENTS of the socket (0 without one). Also processes ZeroMQ's pending commands.
+  int socket_events() {
+    std::lock_guard sl(sock_mu);
+    if (!sock) return 0;
+    try {
+      return sock->get(zmq::sockopt::events);
+    } catch (const zmq::error_t&) {
+      return 0;
+    }
   }
 
   void finish_handshake(std::optional<error> err) {
@@ -344,12 +468,16 @@ struct client::impl {
 
   // Sends one encoded buffer now; false when ZeroMQ would block (the caller keeps it).
   bool send_now(const std::string& bytes) {
-    try {
-      if (!sock->send(zmq::buffer(bytes), zmq::send_flags::dontwait)) return false;
-    } catch (const zmq::error_t&) {
-      return false;
+    {
+      std::lock_guard sl(sock_mu);
+      if (!sock) return false;
+      try {
+        if (!sock->send(zmq::buffer(bytes), zmq::send_flags::dontwait)) return false;
+      } catch (const zmq::error_t&) {
+        return false;
+      }
     }
-    last_send = steady::now();
+    last_send_ns.store(steady::now().time_since_epoch().count(), std::memory_order_relaxed);
     return true;
   }
 
@@ -364,7 +492,11 @@ struct client::impl {
     } else {
       reconnect_count.fetch_add(1, std::memory_order_relaxed);
     }
-    if (!reconnected) return;
+    if (!reconnected) {
+      std::lock_guard lk(mu);
+      direct_ok = true;
+      return;
+    }
     // Re-send SUB for every live subscription, before any unsent publish.
     std::string out;
     proto::frame_writer w(out);
@@ -385,12 +517,14 @@ struct client::impl {
         if (!seen) pw.write(proto::ping{nonce});
       }
     }
+    std::lock_guard lk(mu);
     if (!pings.empty()) {
       // Behind every batch still in the outbox too: append to the outbox.
-      std::lock_guard lk(mu);
       batch += pings;
       pending_bytes += pings.size();
     }
+    // Only now, with the SUBs ahead of them, may publishers send directly again.
+    direct_ok = true;
   }
 
   void session_lost(std::string why) {
@@ -600,11 +734,12 @@ struct client::impl {
   }
 
   // Takes the outbox (commands and batches) into I/O-thread state.
+  // Commands are encoded under the same lock, so there is no moment when a command has left the
+  // outbox but is not yet counted in pending_bytes (a direct send would overtake it).
   void take_outbox() {
-    std::deque<command> cmds;
+    std::deque<command> cmds;  // destroyed after `mu` is released: it may hold a subscription's last reference
+    std::lock_guard lk(mu);
     {
-      std::lock_guard lk(mu);
-      cmds.swap(commands);
       if (ph == phase::connected) {
         for (auto& b : full) unsent.push_back(std::move(b));
         full.clear();
@@ -618,7 +753,8 @@ struct client::impl {
         }
       }
     }
-    if (cmds.empty()) return;
+    if (commands.empty()) return;
+    cmds.swap(commands);
     std::string out;
     proto::frame_writer w(out);
     for (auto& c : cmds) {
@@ -634,7 +770,6 @@ struct client::impl {
     // go behind what was published (and acknowledged) before them, so `ack(ev); unsubscribe()`
     // reaches the broker in that order.
     if (!out.empty() && ph == phase::connected) {
-      std::lock_guard lk(mu);
       pending_bytes += out.size();
       unsent.push_back(std::move(out));
     }
@@ -673,7 +808,7 @@ struct client::impl {
       session_lost(cat("nothing received for ", 3 * opts.heartbeat.count(), " ms"));
       return;
     }
-    if (now - last_send >= opts.heartbeat && unsent.empty()) {
+    if (now - last_send() >= opts.heartbeat && unsent.empty()) {
       const std::string ping = proto::encode(proto::ping{0});
       (void)send_now(ping);
     }
@@ -722,6 +857,7 @@ struct client::impl {
           if (drained && sock) {
             // Let ZeroMQ push what it holds to the wire within what is left of the 1 s budget.
             const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(close_deadline - steady::now());
+            std::lock_guard sl(sock_mu);
             sock->set(zmq::sockopt::linger, static_cast<int>(std::max<std::int64_t>(left.count(), 0)));
           }
           stop_everything(make_error(errc::closed, "client closed"));
@@ -729,22 +865,22 @@ struct client::impl {
         }
       }
 
-      // Poll: the socket (and POLLOUT when ZeroMQ pushed back) plus the wake eventfd.
-      zmq_pollitem_t items[2] = {};
-      int n = 0;
+      // Poll the socket's ZMQ_FD (edge-triggered, see the top of this file) and the wake eventfd.
+      pollfd fds[2] = {};
+      nfds_t n = 0;
       if (sock) {
-        items[n].socket = sock->handle();
-        items[n].events = static_cast<short>(ZMQ_POLLIN | (unsent.empty() || ph != phase::connected ? 0 : ZMQ_POLLOUT));
+        fds[n].fd = sock_fd;
+        fds[n].events = POLLIN;
         ++n;
       }
-      items[n].fd = wake_fd;
-      items[n].events = ZMQ_POLLIN;
-      const int wake_index = n++;
+      fds[n].fd = wake_fd;
+      fds[n].events = POLLIN;
+      const nfds_t wake_index = n++;
 
       now = steady::now();
       auto next_due = now + opts.heartbeat;
       if (ph == phase::connected) {
-        next_due = std::min({last_send + opts.heartbeat, last_recv + 3 * opts.heartbeat + std::chrono::milliseconds(1)});
+        next_due = std::min({last_send() + opts.heartbeat, last_recv + 3 * opts.heartbeat + std::chrono::milliseconds(1)});
       } else {
         next_due = deadline;
       }
@@ -760,34 +896,44 @@ struct client::impl {
           io_sleeping = true;
         }
       }
-      const int rc = zmq_poll(items, n, timeout_ms);
+      if (timeout_ms != 0 && sock) {
+        // io_sleeping is set: from here on a publisher that sends directly re-checks for input and
+        // wakes us. What ZeroMQ already holds produces no new edge on ZMQ_FD: look now.
+        const int ev = socket_events();
+        if ((ev & ZMQ_POLLIN) || ((ev & ZMQ_POLLOUT) && ph == phase::connected && !unsent.empty())) timeout_ms = 0;
+      }
+      const int rc = ::poll(fds, n, static_cast<int>(std::min<long>(timeout_ms, 1L << 30)));
       {
         std::lock_guard lk(mu);
         io_sleeping = false;
       }
       if (rc < 0) continue;  // EINTR
-      if (items[wake_index].revents & ZMQ_POLLIN) {
+      if (fds[wake_index].revents & POLLIN) {
         std::uint64_t v = 0;
         [[maybe_unused]] auto r = ::read(wake_fd, &v, sizeof v);
         std::lock_guard lk(mu);
         wake_sent = false;
       }
-      // Read whatever is there, whatever poll said (the ZeroMQ fd is edge-triggered).
+      // Read whatever is there, whatever poll said (the ZeroMQ fd is edge-triggered). The socket
+      // lock is not held while a message is handled (callbacks, session loss).
       for (int i = 0; i < recv_burst && sock; ++i) {
         zmq::message_t msg;
-        zmq::recv_result_t got;
-        try {
-          got = sock->recv(msg, zmq::recv_flags::dontwait);
-        } catch (const zmq::error_t&) {
-          break;
+        {
+          std::lock_guard sl(sock_mu);
+          if (!sock) break;
+          zmq::recv_result_t got;
+          try {
+            got = sock->recv(msg, zmq::recv_flags::dontwait);
+          } catch (const zmq::error_t&) {
+            break;
+          }
+          if (!got) break;
         }
-        if (!got) break;
         handle_message(std::string_view(msg.data<char>(), msg.size()));
         if (finished) break;
       }
     }
     close_socket();
-    sock.reset();
     ctx.close();
   }
 };

@@ -292,5 +292,113 @@ TEST_F(client_test, reconnects_and_resubscribes_after_broker_restart) {
   EXPECT_TRUE(sub_client->connected());
 }
 
+// Send asap: idle publishes leave from the calling thread, bursts go through the I/O thread. The
+// same client publishes and receives, so a direct send may consume the ZMQ_FD edge the sleeping I/O
+// thread waits on; with a 10 s heartbeat a missed edge shows up as a stalled round trip. Order of
+// one thread's publishes must hold across direct sends, batches and publish_sync, and across
+// several publishing threads.
+TEST_F(client_test, send_asap_and_batched_publishes_keep_order_without_stalls) {
+  for (const auto gap : {std::chrono::microseconds(20), std::chrono::microseconds(0)}) {
+    SCOPED_TRACE(gap.count());
+    auto o = options();
+    o.heartbeat = 10s;
+    o.send_asap_gap = gap;
+    auto c = connect(o);
+    ASSERT_TRUE(c);
+    auto sub = c->subscribe("asap.events");
+    ASSERT_TRUE(sub) << sub.error().message;
+
+    // Round trips: every publish finds the client idle.
+    for (int i = 0; i < 300; ++i) {
+      ASSERT_TRUE(c->publish("asap.events", std::to_string(i)));
+      auto m = (*sub)->next(1s);
+      ASSERT_TRUE(m && m->has_value()) << "round trip " << i << " stalled";
+      ASSERT_EQ((*m)->payload, std::to_string(i));
+    }
+
+    // Bursts, pauses and acknowledged publishes mixed, one thread.
+    int n = 0;
+    for (int round = 0; round < 200; ++round) {
+      for (int k = 0; k < round % 7 + 1; ++k) ASSERT_TRUE(c->publish("asap.events", std::to_string(n++)));
+      if (round % 5 == 0) {
+        auto a = c->publish_sync("asap.events", std::to_string(n++), 5s);
+        ASSERT_TRUE(a) << a.error().message;
+      }
+      if (round % 3 != 0) std::this_thread::sleep_for(std::chrono::microseconds(30 * (round % 3)));
+    }
+    ASSERT_TRUE(c->flush(5s));
+    for (int i = 0; i < n; ++i) {
+      auto m = (*sub)->next(5s);
+      ASSERT_TRUE(m && m->has_value()) << "event " << i << " of " << n << " missing";
+      ASSERT_EQ((*m)->payload, std::to_string(i));
+    }
+
+    // Several threads, paced and bursty: each thread's events arrive in its order.
+    constexpr int threads = 4;
+    constexpr int per_thread = 2000;
+    std::vector<std::thread> pubs;
+    for (int t = 0; t < threads; ++t) {
+      pubs.emplace_back([&c, t] {
+        for (int i = 0; i < per_thread; ++i) {
+          (void)c->publish("asap.events", std::to_string(t) + ":" + std::to_string(i));
+          if (i % 16 == t) std::this_thread::sleep_for(50us);
+        }
+      });
+    }
+    for (auto& th : pubs) th.join();
+    ASSERT_TRUE(c->flush(5s));
+    std::vector<int> next_of(threads, 0);
+    for (int i = 0; i < threads * per_thread; ++i) {
+      auto m = (*sub)->next(5s);
+      ASSERT_TRUE(m && m->has_value()) << "event " << i << " missing";
+      const std::string& p = (*m)->payload;
+      const auto colon = p.find(':');
+      ASSERT_NE(colon, std::string::npos) << p;
+      const int t = std::stoi(p.substr(0, colon));
+      ASSERT_EQ(std::stoi(p.substr(colon + 1)), next_of[t]++) << "thread " << t;
+    }
+    EXPECT_EQ((*sub)->dropped(), 0u);
+  }
+}
+
+// A client that publishes from its own thread now and then (each publish a direct send, spaced
+// beyond ZeroMQ's ~1 ms command throttle so each one processes the socket's pending commands)
+// while it receives a steady stream from another client: no received event may get stuck behind
+// an edge on ZMQ_FD that the publisher's send consumed (heartbeat 10 s, so a miss is a long stall).
+TEST_F(client_test, direct_sends_do_not_stall_receiving_on_the_same_client) {
+  auto o = options();
+  o.heartbeat = 10s;
+  auto a = connect(o);
+  auto b = connect(o);
+  ASSERT_TRUE(a && b);
+  auto sub = a->subscribe("stream.in");
+  ASSERT_TRUE(sub) << sub.error().message;
+
+  constexpr int events = 1500;
+  std::atomic<bool> stop{false};
+  std::thread a_pub([&] {
+    while (!stop.load()) {
+      (void)a->publish("stream.out", "x");
+      std::this_thread::sleep_for(1050us);
+    }
+  });
+  std::thread b_pub([&] {
+    for (int i = 0; i < events; ++i) {
+      (void)b->publish("stream.in", std::to_string(i));
+      std::this_thread::sleep_for(1ms);
+    }
+  });
+  int got = 0;
+  for (; got < events; ++got) {
+    auto m = (*sub)->next(1s);
+    if (!m || !m->has_value()) break;
+    if ((*m)->payload != std::to_string(got)) break;
+  }
+  stop.store(true);
+  a_pub.join();
+  b_pub.join();
+  EXPECT_EQ(got, events) << "receiving stalled or reordered after " << got << " events";
+}
+
 }  // namespace
 }  // namespace switchboard

@@ -1,10 +1,14 @@
 // libswitchboard_client: the C++ client of the switchboard broker.
 //
 // A `client` holds one ZeroMQ DEALER connection to the broker and one background I/O thread that
-// owns it. Publishing appends the event to an outgoing batch and returns; the I/O thread sends the
-// batch as one ZeroMQ message as soon as it is free (under load many events ride in one message,
-// when idle each event leaves at once). Subscriptions deliver either to a callback (run on the I/O
-// thread) or to a per-subscription queue read with `subscription::next()`.
+// receives on it. Publishing normally appends the event to an outgoing batch and returns; the I/O
+// thread sends the batch as one ZeroMQ message as soon as it is free (under load many events ride
+// in one message). When the client is idle - connected, nothing queued, and the previous publish
+// was more than `client_options::send_asap_gap` ago - the publishing thread hands the event to
+// ZeroMQ itself instead, which saves waking the I/O thread (lower latency at moderate rates); the
+// next publish of a burst is batched again. Either way events of one thread keep their order.
+// Subscriptions deliver either to a callback (run on the I/O thread) or to a per-subscription
+// queue read with `subscription::next()`.
 //
 // When the broker goes away (no traffic for three heartbeat intervals, or it answers
 // `hello_required` because it restarted), the client reconnects with exponential backoff, says
@@ -72,6 +76,15 @@ struct client_options {
   // client's memory when the broker or network is slower than the publisher.
   std::size_t max_pending_bytes = 32 * 1024 * 1024;
   std::chrono::milliseconds send_timeout{10000};
+  // "Send asap": a publish (or ack/flush) made when the client is connected, nothing is queued
+  // ahead of it and the previous one on this client was more than this long ago is sent by the
+  // calling thread itself (one ZeroMQ send plus one ZMQ_EVENTS check, a few microseconds, with the
+  // client's mutex held) instead of being handed to the I/O thread; this saves one thread wake-up
+  // per event at moderate rates. The first few (4) publishes after such a pause may go the same
+  // way (a paced publisher catching up); publishes closer together than this beyond that, or that
+  // find others queued, count as a burst and are batched by the I/O thread as usual, so throughput
+  // is not affected. Zero = never send from the calling thread (the previous behaviour).
+  std::chrono::microseconds send_asap_gap{20};
   // Pull subscriptions buffer at most this many events; beyond that the oldest is dropped and
   // counted in `subscription::dropped()`.
   std::size_t pull_queue = 1 << 16;
