@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <cstring>
 #include <sstream>
+#include <deque>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -37,10 +38,12 @@ decoded decode_all(std::string_view bytes) {
   }
 }
 
-// Encodes one frame, decodes it, checks it was exactly one record and returns it.
+// Encodes one frame, decodes it, checks it was exactly one record and returns it. The returned
+// frame's views point into the encoded bytes, which are kept alive for the whole test run.
 template <typename Frame>
 Frame round_trip(const Frame& f) {
-  const std::string bytes = encode(f);
+  static std::deque<std::string> encoded;  // deque: growing it never moves earlier strings
+  const std::string& bytes = encoded.emplace_back(encode(f));
   frame_reader reader(bytes);
   auto first = reader.next();
   EXPECT_TRUE(first.has_value()) << first.error().message;
