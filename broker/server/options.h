@@ -30,8 +30,10 @@ struct options {
   // Largest accepted event payload; larger ones get ERR payload_too_large.
   std::size_t max_payload_bytes = 1 << 20;
   // Events a subscriber connection may have queued in the broker before its slow-consumer policy
-  // applies. Larger = more tolerance for bursts, more memory per slow client.
-  std::size_t subscriber_queue = 1 << 16;
+  // applies. Larger = more tolerance for bursts, more memory per slow client. The default, 524288,
+  // is 64 MiB of 128-byte events: what NATS allows a subscriber (max_pending 64 MB) before it calls
+  // it slow, so a subscriber briefly slower than a full-speed publisher is not cut off.
+  std::size_t subscriber_queue = 1 << 19;
   // Batches (ZeroMQ messages) the socket buffers per client before the broker's own per-client
   // queue starts to fill; this adds to subscriber_queue. Smaller = slow consumers detected sooner.
   std::size_t socket_hwm = 1000;

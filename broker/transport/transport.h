@@ -41,7 +41,7 @@ struct transport_options {
   durable::consumer_manager::client_input* durable = nullptr;
   durable::consumer_manager* durable_output = nullptr;
   std::size_t max_payload_bytes = 1 << 20;
-  std::size_t subscriber_queue = 1 << 16;
+  std::size_t subscriber_queue = 1 << 19;
   std::size_t socket_hwm = 1000;  // batches ZeroMQ may buffer per client before ours queue up
   router::slow_policy default_policy = router::slow_policy::disconnect;
   std::uint32_t heartbeat_ms = 5000;
