@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "broker/auth/auth.h"
+#include "broker/router/router.h"
 
 namespace switchboard::admin {
 
@@ -35,15 +36,8 @@ struct publish_result {
   bool duplicate = false;  // acknowledged with the first event's seq by the dedupe window
 };
 
-struct channel_stats {
-  std::string name;
-  std::uint64_t published = 0;
-  std::uint64_t delivered = 0;
-  std::uint64_t subscribers = 0;
-  std::uint64_t last_seq = 0;
-  std::uint64_t dropped = 0;
-  bool durable = false;
-};
+// Per-channel stats as the router reports them (durable: what the channel's config says).
+using channel_stats = router::channel_stats;
 
 struct history_event {
   std::uint64_t seq = 0;

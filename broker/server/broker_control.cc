@@ -159,11 +159,7 @@ std::expected<std::vector<admin::channel_stats>, admin::api_error> broker_contro
   auto live = shard_stats();
   if (!live) return std::unexpected(live.error());
   std::map<std::string, admin::channel_stats> by_name;
-  for (auto& s : *live) {
-    by_name[s.name] = admin::channel_stats{.name = s.name, .published = s.published, .delivered = s.delivered,
-                                           .subscribers = s.subscribers, .last_seq = s.last_seq,
-                                           .dropped = s.dropped, .durable = s.durable};
-  }
+  for (auto& s : *live) by_name[s.name] = std::move(s);
   for (auto& [name, config] : _p.registry.list()) by_name[name].name = name;
   // `durable` is what the configuration says (own or inherited), whether or not traffic came yet.
   for (auto& [name, entry] : by_name) {
