@@ -203,6 +203,7 @@ struct transport::impl {
     // filtered out until every shard confirmed the unsubscribe.
     std::unordered_set<std::uint32_t> filtered;
     unsigned spilled = 0;  // subscriptions served from the log because of slow_consumer "spill"
+    std::unordered_set<std::uint32_t> attaching;  // durable attaches not yet answered by the manager
   };
   enum class barrier_kind : std::uint8_t { suback, pong, unfilter };
   struct barrier_wait {
@@ -545,7 +546,23 @@ struct transport::impl {
     }
     if (c == conns.end()) return;  // the session ended while this was in flight
     if (shard != no_shard && !c->second.filtered.empty()) drop_filtered(c->second, out);
+    if (shard == no_shard && !c->second.attaching.empty()) settle_attaches(c->second, out.bytes);
     send_to(c->second, std::move(out.bytes), out.events, out.droppable, shard, std::move(out.tally));
+  }
+
+  // A durable attach is answered by the consumer manager: SUBACK confirms it; ERR means the
+  // subscription id is free again (so the client may reuse it without an UNSUB).
+  static void settle_attaches(connection& c, std::string_view bytes) {
+    proto::frame_reader reader(bytes);
+    while (!c.attaching.empty()) {
+      auto f = reader.next();
+      if (!f || !*f) break;
+      if (const auto* ok = std::get_if<proto::suback>(&**f)) {
+        c.attaching.erase(ok->sub_id);
+      } else if (const auto* err = std::get_if<proto::error>(&**f); err != nullptr && c.attaching.erase(err->ref)) {
+        c.subs.erase(err->ref);
+      }
+    }
   }
 
   // Removes the EVENTs of subscriptions that are switching to the log from a shard's batch.
@@ -902,6 +919,7 @@ struct transport::impl {
       c.subs.emplace(s.sub_id, sub_info{.durable = true, .policy = {}, .pattern = std::string(s.pattern),
                                         .spill_name = {}});
       // The consumer manager answers SUBACK or ERR itself, through its output queue.
+      c.attaching.insert(s.sub_id);
       opts.durable->attach(c.id, s.sub_id, options->durable, std::move(create), std::string(s.pattern));
       return;
     }

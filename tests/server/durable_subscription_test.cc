@@ -7,6 +7,7 @@
 #include <mutex>
 
 #include "support/broker_process.h"
+#include "support/raw_client.h"
 
 namespace switchboard {
 namespace {
@@ -228,6 +229,20 @@ TEST_F(durable_subscription_test, bad_durable_requests_get_exact_errors) {
   EXPECT_EQ(dup2->status, 409) << dup2->body;
   // The broker still serves publishers.
   EXPECT_TRUE(c->publish_sync("x.y", "still-here", 5s).has_value());
+
+  // A refused durable attach frees its subscription id at once.
+  namespace proto = switchboard::protocol;
+  testing::raw_client raw(_broker->endpoint);
+  ASSERT_TRUE(raw.hello(0, token));
+  raw.send(proto::subscribe{.sub_id = 5, .pattern = "x.y", .options = R"({"durable":"ghost"})"});
+  auto err = raw.expect<proto::error>();
+  ASSERT_TRUE(err);
+  EXPECT_EQ(err->ref, 5u);
+  EXPECT_EQ(err->code, "not_found");
+  raw.send(proto::subscribe{.sub_id = 5, .pattern = "x.y", .options = {}});
+  auto ok = raw.expect<proto::suback>();
+  ASSERT_TRUE(ok) << "sub id 5 still counted as in use";
+  EXPECT_EQ(ok->sub_id, 5u);
 }
 
 }  // namespace
