@@ -266,6 +266,9 @@ struct client::impl {
     [[maybe_unused]] auto r = ::write(wake_fd, &one, sizeof one);
   }
 
+  std::expected<std::uint32_t, error> publish_acked(std::string_view channel, std::string_view payload,
+                                                    std::string_view key, const std::shared_ptr<ack_waiter>& w);
+
   // Appends one record to the outbox under the pending-bytes bound. `encode` writes the record.
   template <typename Encode>
   std::expected<void, error> enqueue(std::size_t bytes, Encode&& encode) {
@@ -1003,29 +1006,40 @@ std::expected<void, error> client::publish(std::string_view channel, std::string
   });
 }
 
+// Registers `w` under a fresh request id and queues the PUB asking for an ack. On failure the
+// waiter is removed again and the error returned.
+std::expected<std::uint32_t, error> client::impl::publish_acked(std::string_view channel, std::string_view payload,
+                                                               std::string_view key,
+                                                               const std::shared_ptr<ack_waiter>& w) {
+  std::uint32_t id = next_request_id.fetch_add(1, std::memory_order_relaxed);
+  if (id < first_request_id) id = next_request_id.exchange(first_request_id + 1);
+  {
+    std::lock_guard lk(mu);
+    ack_waiters[id] = w;
+  }
+  const std::size_t bytes = proto::frame_writer::publish_bytes(channel.size(), key.size(), payload.size());
+  auto queued = enqueue(bytes, [&](std::string& out) {
+    proto::frame_writer(out).write(proto::publish{id, true, channel, key, payload});
+  });
+  if (!queued) {
+    std::lock_guard lk(mu);
+    ack_waiters.erase(id);
+    return std::unexpected(queued.error());
+  }
+  return id;
+}
+
 std::expected<publish_ack, error> client::publish_sync(std::string_view channel, std::string_view payload,
                                                        std::chrono::milliseconds timeout,
                                                        std::string_view idempotency_key) {
   if (auto ok = check_name(channel, "channel"); !ok) return std::unexpected(ok.error());
   auto w = std::make_shared<ack_waiter>();
-  std::uint32_t id = _impl->next_request_id.fetch_add(1, std::memory_order_relaxed);
-  if (id < first_request_id) id = _impl->next_request_id.exchange(first_request_id + 1);
-  {
-    std::lock_guard lk(_impl->mu);
-    _impl->ack_waiters[id] = w;
-  }
-  const std::size_t bytes = proto::frame_writer::publish_bytes(channel.size(), idempotency_key.size(), payload.size());
-  auto queued = _impl->enqueue(bytes, [&](std::string& out) {
-    proto::frame_writer(out).write(proto::publish{id, true, channel, idempotency_key, payload});
-  });
+  auto id = _impl->publish_acked(channel, payload, idempotency_key, w);
+  if (!id) return std::unexpected(id.error());
   std::unique_lock lk(_impl->mu);
-  if (!queued) {
-    _impl->ack_waiters.erase(id);
-    return std::unexpected(queued.error());
-  }
   const bool done = _impl->done_cv.wait_for(lk, timeout, [&] { return w->result.has_value(); });
   if (!done) {
-    _impl->ack_waiters.erase(id);
+    _impl->ack_waiters.erase(*id);
     return std::unexpected(make_error(errc::timeout, cat("no PUBACK within ", timeout.count(), " ms")));
   }
   return std::move(*w->result);
@@ -1038,21 +1052,9 @@ std::expected<void, error> client::publish_async(std::string_view channel, std::
   if (!done) return std::unexpected(make_error(errc::invalid_argument, "publish_async needs a callback"));
   auto w = std::make_shared<ack_waiter>();
   w->done = std::move(done);
-  std::uint32_t id = _impl->next_request_id.fetch_add(1, std::memory_order_relaxed);
-  if (id < first_request_id) id = _impl->next_request_id.exchange(first_request_id + 1);
-  {
-    std::lock_guard lk(_impl->mu);
-    _impl->ack_waiters[id] = w;
-  }
-  const std::size_t bytes = proto::frame_writer::publish_bytes(channel.size(), idempotency_key.size(), payload.size());
-  auto queued = _impl->enqueue(bytes, [&](std::string& out) {
-    proto::frame_writer(out).write(proto::publish{id, true, channel, idempotency_key, payload});
-  });
-  if (!queued) {
-    std::lock_guard lk(_impl->mu);
-    _impl->ack_waiters.erase(id);
-  }
-  return queued;
+  auto id = _impl->publish_acked(channel, payload, idempotency_key, w);
+  if (!id) return std::unexpected(id.error());
+  return {};
 }
 
 std::expected<void, error> client::flush(std::chrono::milliseconds timeout) {
