@@ -8,6 +8,8 @@
 namespace switchboard::router {
 
 namespace proto = switchboard::protocol;
+using common::bump;
+using common::lower;
 
 namespace {
 constexpr std::size_t max_in_flight_batches = 4096;
@@ -426,7 +428,7 @@ void shard::unsubscribe(const unsubscribe_command& c) {
   (void)_trie.erase(it->second->pattern, it->second.get());
   conn->second.subs.erase(it);
   ++_generation;
-  _subscription_count.store(_subscription_count.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
+  lower(_subscription_count);
 }
 
 void shard::drop(conn_id conn) {
@@ -434,8 +436,7 @@ void shard::drop(conn_id conn) {
   if (it == _conns.end()) return;
   connection_out& out = it->second;
   for (auto& [id, sub] : out.subs) (void)_trie.erase(sub->pattern, sub.get());
-  _subscription_count.store(_subscription_count.load(std::memory_order_relaxed) - out.subs.size(),
-                            std::memory_order_relaxed);
+  lower(_subscription_count, out.subs.size());
   std::erase(_dirty, &out);
   _conns.erase(it);
   ++_generation;

@@ -25,7 +25,9 @@
 #include <unordered_map>
 #include <vector>
 
+#include "broker/common/counter.h"
 #include "broker/common/spsc_queue.h"
+#include "broker/common/string_map.h"
 #include "broker/router/router.h"
 #include "broker/router/topic.h"
 
@@ -57,10 +59,6 @@ class shard {
   [[nodiscard]] shard_stats snapshot() const noexcept;
 
  private:
-  struct name_hash {
-    using is_transparent = void;
-    std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
-  };
   struct connection_out;
   struct channel_state;
   struct subscriber {
@@ -94,7 +92,7 @@ class shard {
     std::uint64_t synced_seq = 0;  // highest seq known durable (durable channels)
     std::uint64_t published = 0, delivered = 0, dropped = 0;
     // Dedupe window: idempotency key -> seq, and the keys in arrival order for expiry.
-    std::unordered_map<std::string, std::uint64_t, name_hash, std::equal_to<>> recent_keys;
+    common::string_map<std::uint64_t> recent_keys;
     std::deque<std::pair<std::uint64_t, std::string>> key_times;
   };
   // Where an acknowledgement goes: nowhere, a connection's PUBACK, or a direct publisher's reply.
@@ -145,9 +143,6 @@ class shard {
   void flush(connection_out& out);
   void flush_dirty();
   void push_outbound(outbound&& o);
-  static void bump(std::atomic<std::uint64_t>& c, std::uint64_t n = 1) noexcept {
-    c.store(c.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
-  }
 
   router& _owner;
   const unsigned _index;
@@ -162,7 +157,7 @@ class shard {
   std::jthread _thread;
 
   // Shard-thread state.
-  std::unordered_map<std::string, channel_state, name_hash, std::equal_to<>> _channels;
+  common::string_map<channel_state> _channels;
   std::unordered_map<conn_id, connection_out> _conns;
   topic_trie<subscriber*> _trie;
   std::uint64_t _generation = 0;

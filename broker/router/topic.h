@@ -34,6 +34,8 @@
 // not synchronised: it is owned by one router shard and used only on that shard's thread.
 #pragma once
 
+#include "broker/common/string_map.h"
+
 #include <cassert>
 #include <cstddef>
 #include <cstdint>
@@ -152,14 +154,8 @@ class topic_trie {
   [[nodiscard]] bool empty() const noexcept { return _size == 0; }
 
  private:
-  // Hash and equality that accept std::string and std::string_view alike (heterogeneous lookup).
-  struct token_hash {
-    using is_transparent = void;
-    std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
-  };
-
   struct node {
-    std::unordered_map<std::string, std::unique_ptr<node>, token_hash, std::equal_to<>> children;
+    common::string_map<std::unique_ptr<node>> children;  // string_view lookup: no allocation
     std::unique_ptr<node> star;   // the `*` child
     std::vector<T> values;        // pairs whose pattern ends at this node
     std::vector<T> rest_values;   // pairs whose pattern is this node's prefix followed by `.>`

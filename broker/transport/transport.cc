@@ -17,6 +17,8 @@
 #include <vector>
 #include <zmq.hpp>
 
+#include "broker/common/counter.h"
+#include "broker/common/string_map.h"
 #include "broker/durable/subscription_spec.h"
 #include "broker/router/topic.h"
 #include "broker/transport/backlog.h"
@@ -24,6 +26,7 @@
 namespace switchboard::transport {
 
 namespace proto = switchboard::protocol;
+using common::bump;
 using clock = std::chrono::steady_clock;
 
 namespace {
@@ -178,10 +181,6 @@ std::string_view client_frame_error(const proto::frame& f) {
 }  // namespace
 
 struct transport::impl {
-  struct name_hash {
-    using is_transparent = void;
-    std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
-  };
   static constexpr unsigned no_shard = ~0u;  // output of the durable consumer manager
 
   struct sub_info {
@@ -249,7 +248,7 @@ struct transport::impl {
     std::string conflate_key;
     bool durable = false;
   };
-  std::unordered_map<std::string, channel_view, name_hash, std::equal_to<>> views;
+  common::string_map<channel_view> views;
   const std::pair<const std::string, channel_view>* last_view = nullptr;
   std::uint64_t views_generation = ~std::uint64_t{0};
   std::vector<std::pair<router::conn_id, spill_request>> pending_spills;
@@ -263,9 +262,6 @@ struct transport::impl {
   impl(transport_options o, router::router& r)
       : opts(std::move(o)), rt(r), producer(r.add_producer()), sock(ctx, zmq::socket_type::router) {}
 
-  static void bump(std::atomic<std::uint64_t>& c, std::uint64_t n = 1) noexcept {
-    c.store(c.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
-  }
 
   // ---------------------------------------------------------------- sending
   enum class send_result : std::uint8_t { sent, full, gone };
@@ -462,8 +458,7 @@ struct transport::impl {
     auto it = conns.find(id);
     if (it == conns.end()) return;
     spdlog::debug("session {} ended: {}", id, why);
-    stats.queued_events.store(stats.queued_events.load(std::memory_order_relaxed) - it->second.pending_events,
-                              std::memory_order_relaxed);
+    common::lower(stats.queued_events, it->second.pending_events);
     by_identity.erase(it->second.identity);
     for (const auto& [sub_id, sub] : it->second.subs) end_spill(sub);
     conns.erase(it);
