@@ -35,6 +35,28 @@ void put(json_writer& w, std::string_view s) {
   w.String(s.data(), static_cast<rapidjson::SizeType>(s.size()));
 }
 
+// "cursors":{channel:{"epoch","acked_seq"[,"pending"]}}: what is persisted, and (with pending)
+// what the admin API shows.
+template <typename Cursors>
+void write_cursors(json_writer& w, const Cursors& cursors, bool with_pending) {
+  put(w, "cursors");
+  w.StartObject();
+  for (const auto& [name, cur] : cursors) {
+    put(w, name);
+    w.StartObject();
+    put(w, "epoch");
+    w.Uint64(cur.epoch);
+    put(w, "acked_seq");
+    w.Uint64(cur.floor());
+    if (with_pending) {
+      put(w, "pending");
+      w.Uint64(cur.pending.size());
+    }
+    w.EndObject();
+  }
+  w.EndObject();
+}
+
 std::string to_string(const rapidjson::StringBuffer& b) { return {b.GetString(), b.GetSize()}; }
 
 manager_error unavailable() {
@@ -793,18 +815,7 @@ std::expected<void, store::error> consumer_manager::save(subscription& sub) {
   w.StartObject();
   put(w, "spec");
   w.RawValue(spec.data(), spec.size(), rapidjson::kObjectType);
-  put(w, "cursors");
-  w.StartObject();
-  for (const auto& [name, cur] : sub.cursors) {
-    put(w, name);
-    w.StartObject();
-    put(w, "epoch");
-    w.Uint64(cur.epoch);
-    put(w, "acked_seq");
-    w.Uint64(cur.floor());
-    w.EndObject();
-  }
-  w.EndObject();
+  write_cursors(w, sub.cursors, /*with_pending=*/false);
   w.EndObject();
   auto r = _store.put_config(store::kind::subscriptions, sub.spec.name, to_string(buf));
   if (r) sub.dirty = false;
@@ -964,20 +975,7 @@ std::string consumer_manager::describe(const subscription& sub) const {
   // would redeliver.
   put(w, "saved");
   w.Bool(!sub.dirty);
-  put(w, "cursors");
-  w.StartObject();
-  for (const auto& [name, cur] : sub.cursors) {
-    put(w, name);
-    w.StartObject();
-    put(w, "epoch");
-    w.Uint64(cur.epoch);
-    put(w, "acked_seq");
-    w.Uint64(cur.floor());
-    put(w, "pending");
-    w.Uint64(cur.pending.size());
-    w.EndObject();
-  }
-  w.EndObject();
+  write_cursors(w, sub.cursors, /*with_pending=*/true);
   put(w, "pending");
   w.Uint64(sub.pending);
   put(w, "delivered");
