@@ -622,6 +622,7 @@ struct transport::impl {
   struct message_shape {
     bool only_valid_pubs = true;  // every record is a PUB that will be accepted
     std::uint64_t shard_mask = 0;
+    std::size_t records = 0;      // 0: an empty batch, ignored whoever sent it
   };
 
   std::expected<message_shape, std::pair<std::string, std::string>> inspect(std::string_view bytes,
@@ -646,6 +647,7 @@ struct transport::impl {
                                          std::string("this session is unknown to the broker; send HELLO first")});
       }
       first = false;
+      ++shape.records;
       if (const auto* pub = std::get_if<proto::publish>(&f)) {
         if (!known || !publish_ok(*c, *pub)) {
           shape.only_valid_pubs = false;
@@ -656,6 +658,7 @@ struct transport::impl {
         shape.only_valid_pubs = false;
       }
     }
+    if (!known) shape.only_valid_pubs = false;
     if (rt.shards() == 1) shape.shard_mask = 1;
     return shape;
   }
@@ -673,6 +676,8 @@ struct transport::impl {
       reply_error(identity, 0, shape.error().first, shape.error().second);
       return;
     }
+    // An empty batch (PROTOCOL.md §2): nothing to run, from a known session or not.
+    if (shape->records == 0) return;
     const auto now_ns = unix_ns();
     auto owner = std::make_shared<zmq::message_t>(std::move(msg));
     const std::string_view records(static_cast<const char*>(owner->data()), owner->size());

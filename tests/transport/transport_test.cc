@@ -47,6 +47,8 @@ class transport_test : public ::testing::Test {
     EXPECT_EQ(ev->payload, "ok");
   }
 
+  void empty_messages_are_ignored();
+
   // Waits (probing, bounded) until the broker's stats satisfy `pred`.
   template <typename Pred>
   bool wait_stats(Pred pred, std::chrono::milliseconds limit = 5s) {
@@ -140,6 +142,81 @@ TEST_F(transport_test, request_before_hello_gets_hello_required) {
   ASSERT_TRUE(e);
   EXPECT_EQ(e->code, "hello_required");
   EXPECT_EQ(e->message, "this session is unknown to the broker; send HELLO first");
+  expect_healthy();
+}
+
+// Regression: a zero-length message from a session the broker does not know crashed the broker
+// (SIGSEGV) because an empty batch looked like "only valid PUBs" for a null session.
+// One shard is the default on a 2-core machine, and the case that crashed.
+TEST_F(transport_test, empty_message_from_any_session_state_is_ignored) {
+  for (unsigned shards : {1u, 2u}) {
+    SCOPED_TRACE(shards);
+    _server.reset();
+    server::options o;
+    o.shards = shards;
+    start(o);
+    empty_messages_are_ignored();
+  }
+}
+
+void transport_test::empty_messages_are_ignored() {
+  // A fresh peer that never said HELLO.
+  raw_client fresh(endpoint());
+  fresh.send_bytes("");
+  fresh.send(proto::ping{1});  // the only answer is to the PING: the empty batch got none
+  auto e = fresh.expect<proto::error>();
+  ASSERT_TRUE(e);
+  EXPECT_EQ(e->code, "hello_required");
+  fresh.send_bytes("");  // a peer already answered hello_required
+  expect_healthy();
+
+  // A session with a handshake: empty batches are ignored, the session goes on.
+  raw_client known(endpoint());
+  ASSERT_TRUE(known.hello());
+  known.send_bytes("");
+  known.send(proto::ping{2});
+  auto r = known.recv();
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->frames.size(), 1u);
+  ASSERT_TRUE(std::holds_alternative<proto::pong>(r->frames[0]));
+
+  // A session reaped for missed heartbeats.
+  raw_client reaped(endpoint());
+  ASSERT_TRUE(reaped.hello(50));
+  const auto before = _server->snapshot().reaped;
+  ASSERT_TRUE(wait_stats([&](const server::stats& s) { return s.reaped > before; }));
+  reaped.send_bytes("");
+  reaped.send_bytes("");
+  expect_healthy();
+  EXPECT_EQ(_server->snapshot().bad_frames, 0u);
+}
+
+// Every client command from a session the broker does not know is answered hello_required and
+// none of it runs.
+TEST_F(transport_test, every_command_from_an_unknown_session_gets_hello_required) {
+  const std::vector<std::string> records{
+      proto::encode(proto::publish{.request_id = 1, .ack_requested = false, .channel = "u.x", .key = {},
+                                   .payload = "x"}),
+      proto::encode(proto::subscribe{.sub_id = 1, .pattern = "u.>", .options = {}}),
+      proto::encode(proto::unsubscribe{1}),
+      proto::encode(proto::ack{.sub_id = 1, .epoch = 1, .seq = 1}),
+      proto::encode(proto::ping{3}),
+  };
+  _server.reset();
+  server::options o;
+  o.shards = 1;
+  start(o);
+  for (const auto& rec : records) {
+    raw_client c(endpoint());
+    c.send_bytes(rec);
+    auto e = c.expect<proto::error>();
+    ASSERT_TRUE(e);
+    EXPECT_EQ(e->code, "hello_required");
+    c.send_bytes(rec + rec);  // a batch of them, again unknown
+    e = c.expect<proto::error>();
+    ASSERT_TRUE(e);
+    EXPECT_EQ(e->code, "hello_required");
+  }
   expect_healthy();
 }
 
