@@ -1,13 +1,14 @@
 // ZeroMQ transport: the broker's ROUTER socket and the client sessions behind it.
 //
-// Operation: one thread owns the ROUTER socket. It reads client messages, decodes them with the
-// protocol codec, answers handshakes and errors itself, and hands publishes and subscription
-// changes to the router shards through the router's SPSC queues (as the router's producer). It
-// also drains the shards' output queues and sends each batch to its client. Per client it keeps
-// the session (HELLO state, heartbeat, subscription ids) and a bounded queue of batches the
-// socket could not take yet; when that queue exceeds `subscriber_queue` events the slow-consumer
-// policy applies: drop_oldest drops whole batches of drop_oldest subscriptions, disconnect sends
-// ERR slow_consumer (naming the events missed) and forgets the session.
+// Operation: one thread owns the ROUTER socket (transport.cc) and drives a transport_core
+// (core.h) with it. Where each rule lives:
+//   session.h          sessions by id and routing identity; two-phase end, reaped at one point
+//   message_handler.h  one whole incoming message: validation, HELLO, PUB runs, SUB/UNSUB/ACK/PING
+//   sub_options.h      the SUB options JSON and the durable specs derived from it
+//   outbox.h           sending, per-client backlog, slow-consumer policies, spill acks
+//   backlog.h          how a backlog is shed (drop_oldest, conflate, spill, disconnect)
+//   channel_views.h    the channel configuration the transport needs, cached per generation
+//   core.h             all of the above plus the router/consumer-manager hand-offs, without a socket
 //
 // A message is validated as a whole before anything in it runs: a malformed message is answered
 // with ERR malformed_frame / unknown_command and none of its records take effect.
@@ -45,6 +46,12 @@ struct transport_options {
   std::size_t socket_hwm = 1000;  // batches ZeroMQ may buffer per client before ours queue up
   router::slow_policy default_policy = router::slow_policy::disconnect;
   std::uint32_t heartbeat_ms = 5000;
+  // Range HELLO's heartbeat_ms is clamped to (WELCOME answers the value in force).
+  std::uint32_t min_heartbeat_ms = 10;
+  std::uint32_t max_heartbeat_ms = 300'000;
+  // Bytes of unread replies (PUBACK, ERR, PONG) queued per client before it is dropped as a slow
+  // consumer: a publisher that never reads its PUBACKs cannot grow the broker without bound.
+  std::size_t reply_queue_bytes = std::size_t{64} << 20;
   std::uint64_t epoch = 0;
   std::string server_name = "switchboard";
 };

@@ -1,0 +1,45 @@
+#include "broker/transport/session.h"
+
+namespace switchboard::transport {
+
+session& session_table::open(std::string identity, auth::principal who, std::chrono::milliseconds heartbeat,
+                             clock::time_point now) {
+  const auto id = _next_id++;
+  session& s = _sessions[id];
+  s.id = id;
+  s.identity = std::move(identity);
+  s.who = std::move(who);
+  s.heartbeat = heartbeat;
+  s.last_seen = now;
+  _by_identity[s.identity] = id;
+  return s;
+}
+
+session* session_table::find(router::conn_id id) noexcept {
+  auto it = _sessions.find(id);
+  return it == _sessions.end() || it->second.ended ? nullptr : &it->second;
+}
+
+session* session_table::find(std::string_view identity) noexcept {
+  auto it = _by_identity.find(identity);
+  return it == _by_identity.end() ? nullptr : find(it->second);
+}
+
+void session_table::end(session& s, std::string_view why) {
+  if (s.ended) return;
+  s.ended = true;
+  if (auto it = _by_identity.find(s.identity); it != _by_identity.end() && it->second == s.id) {
+    _by_identity.erase(it);
+  }
+  _ended.emplace_back(s.id, std::string(why));
+}
+
+std::vector<router::conn_id> session_table::expired(clock::time_point now) const {
+  std::vector<router::conn_id> out;
+  for (const auto& [id, s] : _sessions) {
+    if (!s.ended && now - s.last_seen > 3 * s.heartbeat) out.push_back(id);
+  }
+  return out;
+}
+
+}  // namespace switchboard::transport
