@@ -3,6 +3,7 @@
 #
 #   scripts/deps.sh            build + test dependencies
 #   scripts/deps.sh --bench    also the peer brokers and client libraries scripts/bench.sh compares with
+#   scripts/deps.sh --fuzz     also clang-16 and libFuzzer for scripts/fuzz.sh
 #   . scripts/deps.sh [--bench]   same, from another script (returns instead of exiting)
 #
 # Non-interactive (works with CI=true and no stdin). As root it runs apt-get; otherwise it uses sudo
@@ -16,6 +17,8 @@ SWITCHBOARD_DEPS=(
   libgtest-dev libgmock-dev libbenchmark-dev libcpp-httplib-dev libcurl4-openssl-dev libssl-dev
   libspdlog-dev libfmt-dev rapidjson-dev
 )
+# libFuzzer for scripts/fuzz.sh (the corpus replays in ctest need neither).
+SWITCHBOARD_FUZZ_DEPS=(clang-16 libfuzzer-16-dev libclang-rt-16-dev)
 # Peers for scripts/bench.sh (see /work/shared/peerbench/README.md).
 SWITCHBOARD_BENCH_DEPS=(
   nats-server redis-server mosquitto libnats-dev libhiredis-dev libmosquitto-dev
@@ -34,8 +37,9 @@ switchboard_deps() {
   for arg in "$@"; do
     case "$arg" in
       --bench) want+=("${SWITCHBOARD_BENCH_DEPS[@]}") ;;
+      --fuzz) want+=("${SWITCHBOARD_FUZZ_DEPS[@]}") ;;
       -h|--help) sed -n '2,10p' "${BASH_SOURCE[0]}"; return 0 ;;
-      *) echo "deps.sh: unknown argument '$arg' (expected --bench)" >&2; return 2 ;;
+      *) echo "deps.sh: unknown argument '$arg' (expected --bench or --fuzz)" >&2; return 2 ;;
     esac
   done
   if ! command -v dpkg-query >/dev/null 2>&1; then
