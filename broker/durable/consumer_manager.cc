@@ -186,6 +186,9 @@ void consumer_manager::client_input::detach(router::conn_id conn, std::uint32_t 
   submit(detach_cmd{conn, sub_id});
 }
 void consumer_manager::client_input::drop_connection(router::conn_id conn) { submit(drop_cmd{conn}); }
+void consumer_manager::client_input::sent(router::conn_id conn, std::uint64_t events) {
+  submit(sent_cmd{conn, events});
+}
 
 void consumer_manager::client_input::submit(command&& c) {
   if (!_overflow_used.load(std::memory_order_acquire) && _queue.try_push(c)) {
@@ -401,6 +404,10 @@ void consumer_manager::take_commands(clock::time_point now) {
     } else if (auto* d = std::get_if<client_input::detach_cmd>(&c)) {
       if (auto it = _attachments.find({d->conn, d->sub_id}); it != _attachments.end())
         detach_sub(*it->second, now);
+    } else if (auto* done = std::get_if<client_input::sent_cmd>(&c)) {
+      if (auto it = _in_flight.find(done->conn); it != _in_flight.end()) {
+        it->second -= std::min(it->second, done->events);
+      }
     } else {
       drop_conn(std::get<client_input::drop_cmd>(c).conn, now);
     }
@@ -519,6 +526,11 @@ consumer_manager::cursor& consumer_manager::cursor_of(subscription& sub, channel
 bool consumer_manager::deliver(subscription& sub, channel_state& ch, cursor& cur, clock::time_point now) {
   if (cur.next > ch.synced || _retry_at != clock::time_point::max()) return false;
   std::size_t limit = _opts.read_chunk_events;
+  if (_opts.connection_window != 0 && sub.attached) {
+    const auto in_flight = _in_flight[sub.attached->first];
+    if (in_flight >= _opts.connection_window) return false;
+    limit = std::min<std::size_t>(limit, _opts.connection_window - in_flight);
+  }
   if (sub.acked()) {
     if (sub.pending >= sub.spec.ack.max_ack_pending) return false;
     limit = std::min<std::size_t>(limit, sub.spec.ack.max_ack_pending - sub.pending);
@@ -726,6 +738,7 @@ void consumer_manager::drop_conn(router::conn_id conn, clock::time_point now) {
   }
   for (subscription* s : subs) detach_sub(*s, now);
   _building.erase(conn);
+  _in_flight.erase(conn);
   std::erase_if(_unsent, [conn](const router::outbound& o) { return o.conn == conn; });
 }
 
@@ -856,6 +869,7 @@ void consumer_manager::push_event(subscription& sub, const channel_state& ch, co
   protocol::frame_writer(out.bytes).write(
       protocol::event{sub_id, ch.epoch, ev.seq, ev.time_ns, ch.name, ev.payload});
   ++out.events;
+  if (_opts.connection_window != 0) ++_in_flight[conn];
   if (out.bytes.size() >= _opts.flush_bytes) {
     _unsent.push_back(std::move(out));
     _building.erase(conn);

@@ -93,6 +93,11 @@ struct manager_options {
   std::size_t max_output_batches = 1024;
   // A connection's output batch is handed over at this size.
   std::size_t flush_bytes = 64 * 1024;
+  // Events per connection handed to try_take() and not yet reported by client_input::sent(); the
+  // manager reads no further for that connection until the client takes some (credit-based flow
+  // control: a subscriber that stops reading costs this many events, whatever its ack policy).
+  // 0 = no window (the consumer of try_take() then must bound its own queue).
+  std::size_t connection_window = 0;
   // One store::read() per (subscription, channel) per round reads at most this much.
   std::size_t read_chunk_events = 256;
   std::size_t read_chunk_bytes = 1u << 20;
@@ -172,6 +177,10 @@ class consumer_manager {
     void detach(router::conn_id conn, std::uint32_t sub_id);
     // detach() for every attachment of `conn`, and drops its output not yet taken.
     void drop_connection(router::conn_id conn);
+    // Flow control: `events` EVENT records of this manager's output for `conn` reached the client's
+    // socket. With manager_options::connection_window set, the manager keeps at most that many
+    // events per connection between try_take() and this call.
+    void sent(router::conn_id conn, std::uint64_t events);
 
    private:
     friend class consumer_manager;
@@ -195,7 +204,11 @@ class consumer_manager {
     struct drop_cmd {
       router::conn_id conn;
     };
-    using command = std::variant<attach_cmd, ack_cmd, detach_cmd, drop_cmd>;
+    struct sent_cmd {
+      router::conn_id conn;
+      std::uint64_t events;
+    };
+    using command = std::variant<attach_cmd, ack_cmd, detach_cmd, drop_cmd, sent_cmd>;
 
     client_input(consumer_manager& m, std::size_t capacity) : _manager(&m), _queue(capacity) {}
     void submit(command&& c);
@@ -329,6 +342,7 @@ class consumer_manager {
   // (conn, sub_id) -> attached subscription
   std::map<std::pair<router::conn_id, std::uint32_t>, subscription*> _attachments;
   std::map<router::conn_id, router::outbound> _building;  // output being assembled this round
+  std::unordered_map<router::conn_id, std::uint64_t> _in_flight;  // events not yet reported sent()
   std::deque<router::outbound> _unsent;                   // finished batches waiting for _output
   clock::time_point _last_save{};
   clock::time_point _retry_at = clock::time_point::max();

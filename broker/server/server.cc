@@ -146,6 +146,11 @@ std::expected<std::unique_ptr<server>, start_error> server::start(const options&
   p->policies = std::make_unique<registry_policies>(*p->registry);
   p->log = std::make_unique<store_log>(*p->st);
   durable::manager_options mo;
+  // Durable output per connection between the manager and the client's socket: a subscriber that
+  // stops reading costs at most this many events in the transport (plus ZeroMQ's own high-water
+  // mark), whatever its ack policy. Never above --subscriber-queue, so durable output alone never
+  // trips the slow-consumer policy (its events are never shed, only paced).
+  mo.connection_window = std::min<std::size_t>(65536, opts.subscriber_queue);
   mo.wake = [raw = p.get()] {
     if (auto* t = raw->wake_target.load(std::memory_order_acquire)) t->wake();
   };

@@ -32,6 +32,7 @@ void outbox::send(session& s, std::string&& bytes, std::uint32_t events, bool dr
     if (r == send_result::sent) {
       bump(_stats.delivered, events);
       send_spill_acks(s, acks);
+      credit(s, shard, events);
       return;
     }
     if (r == send_result::gone) {
@@ -147,6 +148,10 @@ void outbox::send_spill_acks(const session& s, const std::vector<spill_ack>& ack
   for (auto [sub_id, epoch, seq] : acks) _durable->ack(s.id, sub_id, epoch, seq);
 }
 
+void outbox::credit(const session& s, unsigned shard, std::uint32_t events) {
+  if (shard == no_shard && events != 0 && _durable != nullptr) _durable->sent(s.id, events);
+}
+
 void outbox::retry(clock::time_point now) {
   for (auto it = _stalled.begin(); it != _stalled.end();) {
     session* s = _sessions.find(*it);
@@ -162,6 +167,7 @@ void outbox::retry(clock::time_point now) {
       const auto size = b.bytes.size();
       if ((r = _wire.try_send(s->identity, b.bytes)) != send_result::sent) break;
       send_spill_acks(*s, acks);
+      credit(*s, b.shard, b.events);
       bump(_stats.delivered, b.events);
       adjust_queued(s->pending_events, s->pending_events - b.events);
       s->pending_events -= b.events;

@@ -92,6 +92,8 @@ class outbox {
   [[nodiscard]] event_policy policy_of(const session& s, std::uint32_t sub_id, std::string_view channel);
   [[nodiscard]] std::vector<spill_ack> spill_acks(const session& s, std::string_view bytes) const;
   void send_spill_acks(const session& s, const std::vector<spill_ack>& acks);
+  // Durable output that reached the wire gives the consumer manager credit (flow control).
+  void credit(const session& s, unsigned shard, std::uint32_t events);
   void adjust_queued(std::size_t before, std::size_t after) noexcept;
 
   wire& _wire;

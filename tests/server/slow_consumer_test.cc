@@ -139,5 +139,71 @@ TEST_F(slow_consumer_test, spill_serves_a_lagging_subscriber_from_the_log_withou
   EXPECT_GT(metric("switchboard_slow_consumer_spilled_total"), 0u);
 }
 
+
+// Regression (issue 13 item 5): a durable subscriber with ack policy `none` that stops reading used
+// to queue every event in the transport, whose backlog was re-decoded on each new batch (100 % CPU,
+// publishing collapsed, RSS grew with the log). Credit from the socket now paces the consumer
+// manager: broker memory stays bounded while 2 000 000 events are published, and the subscriber
+// still gets every event in order when it reads again.
+TEST_F(slow_consumer_test, durable_subscriber_that_stops_reading_is_paced_by_credit) {
+  auto put = _http->Put("/v1/channels/flow.x", R"({"durable":true})", "application/json");
+  ASSERT_TRUE(put && put->status == 200) << (put ? put->body : "");
+  testing::raw_client lazy(_broker->endpoint, 2);
+  ASSERT_TRUE(lazy.hello(300'000, token));  // silent for the whole publishing phase, not dead
+  lazy.send(proto::subscribe{.sub_id = 3, .pattern = "flow.x", .options = R"({"durable":"lazy","start":"all"})"});
+  ASSERT_TRUE(lazy.expect<proto::suback>());
+
+  testing::raw_client pub(_broker->endpoint);
+  ASSERT_TRUE(pub.hello(0, token));
+  const std::size_t rss_before = _broker->rss_bytes();
+  std::size_t rss_peak = rss_before;
+  constexpr int total = 2'000'000;
+  constexpr int per_batch = 1000;
+  const std::string pad(60, 'f');
+  const auto start = std::chrono::steady_clock::now();
+  for (int sent = 0; sent < total;) {
+    std::string batch;
+    proto::frame_writer w(batch);
+    std::vector<std::string> payloads;
+    payloads.reserve(per_batch);
+    for (int i = 0; i < per_batch; ++i, ++sent) {
+      payloads.push_back(std::to_string(sent) + ":" + pad);
+      w.write(proto::publish{.request_id = 0, .ack_requested = false, .channel = "flow.x", .key = {},
+                             .payload = payloads.back()});
+    }
+    pub.send_bytes(batch);
+    pub.send(proto::ping{static_cast<std::uint64_t>(sent)});
+    ASSERT_TRUE(pub.expect<proto::pong>(30s)) << "publisher stalled at " << sent;
+    if (sent % 100'000 == 0) rss_peak = std::max(rss_peak, _broker->rss_bytes());
+  }
+  const double publish_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  // Bounded: the credit window (65 536 events) plus RocksDB's memtables, not the 2 M events
+  // (about 180 MB of payload alone) the subscriber has not read.
+  EXPECT_LT(rss_peak - rss_before, std::size_t{200} << 20)
+      << "before " << (rss_before >> 20) << " MiB, peak " << (rss_peak >> 20) << " MiB";
+  // The broker kept serving the publisher at full speed meanwhile (the old failure mode fell to
+  // ~180 events/s), and a new client is answered at once.
+  EXPECT_LT(publish_s, 60.0);
+  testing::raw_client fresh(_broker->endpoint);
+  const auto hello_at = std::chrono::steady_clock::now();
+  ASSERT_TRUE(fresh.hello(0, token));
+  EXPECT_LT(std::chrono::steady_clock::now() - hello_at, 1s);
+
+  std::uint64_t next_seq = 1;
+  while (next_seq <= static_cast<std::uint64_t>(total)) {
+    auto r = lazy.recv(20s);
+    ASSERT_TRUE(r) << "stalled at seq " << next_seq << " of " << total;
+    for (auto& f : r->frames) {
+      ASSERT_FALSE(std::holds_alternative<proto::error>(f)) << std::get<proto::error>(f).message;
+      const auto* ev = std::get_if<proto::event>(&f);
+      if (ev == nullptr) continue;
+      ASSERT_EQ(ev->seq, next_seq) << "lost or duplicated around seq " << next_seq;
+      ++next_seq;
+    }
+  }
+  std::printf("[ flow ] published %d events in %.1f s; broker RSS %zu MiB before, %zu MiB peak\n", total, publish_s,
+              rss_before >> 20, rss_peak >> 20);
+}
+
 }  // namespace
 }  // namespace switchboard

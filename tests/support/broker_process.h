@@ -8,6 +8,7 @@
 #include <stdlib.h>
 
 #include <filesystem>
+#include <fstream>
 #include <memory>
 #include <regex>
 #include <string>
@@ -56,6 +57,14 @@ class broker_process {
   }
 
   [[nodiscard]] bool ok() const { return !endpoint.empty(); }
+  // The broker's resident set size (VmRSS from /proc), 0 when it cannot be read.
+  [[nodiscard]] std::size_t rss_bytes() const {
+    std::ifstream status("/proc/" + std::to_string(_child->pid()) + "/status");
+    for (std::string line; std::getline(status, line);) {
+      if (line.rfind("VmRSS:", 0) == 0) return std::stoull(line.substr(6)) * 1024;
+    }
+    return 0;
+  }
   [[nodiscard]] std::string stderr_text() const { return _child->stderr_text; }
 
   // SIGTERM and wait for the exit code (-1 if it did not exit within 20 s).

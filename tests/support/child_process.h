@@ -20,6 +20,8 @@ namespace switchboard::test {
 class child_process {
  public:
   // Starts `argv[0]` with the given arguments; stdin gets `input` (then EOF).
+  [[nodiscard]] pid_t pid() const noexcept { return _pid; }
+
   explicit child_process(const std::vector<std::string>& argv, const std::string& input = {}) {
     int out[2], err[2], in[2];
     if (::pipe2(out, O_CLOEXEC) != 0 || ::pipe2(err, O_CLOEXEC) != 0 || ::pipe2(in, O_CLOEXEC) != 0) return;
