@@ -16,6 +16,7 @@ SWITCHBOARD_DEPS=(
   cppzmq-dev libzmq3-dev librocksdb-dev libsimdjson-dev libboost-program-options-dev
   libgtest-dev libgmock-dev libbenchmark-dev libcpp-httplib-dev libcurl4-openssl-dev libssl-dev
   libspdlog-dev libfmt-dev rapidjson-dev
+  libsndfile1-dev libsamplerate0-dev libespeak-ng-dev espeak-ng-data
 )
 # libFuzzer for scripts/fuzz.sh (the corpus replays in ctest need neither).
 SWITCHBOARD_FUZZ_DEPS=(clang-16 libfuzzer-16-dev libclang-rt-16-dev)
