@@ -133,6 +133,9 @@ struct consumer_manager::channel_state {
   std::uint64_t id = 0;
   std::uint64_t epoch = 0;
   std::uint64_t synced = 0;  // highest seq known to be durable
+  // Who may receive it (the channel's `permissions`), as of policy generation `policy_generation`.
+  std::vector<std::string> subscribe_allow{"*"};
+  std::uint64_t policy_generation = ~std::uint64_t{0};
 };
 
 struct consumer_manager::cursor {
@@ -154,6 +157,7 @@ struct consumer_manager::subscription {
   subscription_spec spec;
   std::map<std::string, cursor, std::less<>> cursors;  // by channel name
   std::optional<std::pair<router::conn_id, std::uint32_t>> attached;
+  std::string tenant, principal;  // of the attachment (empty: internal, may receive everything)
   std::vector<channel_state*> matching;
   std::uint64_t matching_generation = ~std::uint64_t{0};
   std::size_t pending = 0;  // sum of cursors' pending sizes
@@ -175,8 +179,9 @@ void consumer_manager::notifier::notify(std::string_view channel, std::uint64_t 
 
 void consumer_manager::client_input::attach(router::conn_id conn, std::uint32_t sub_id, std::string name,
                                             std::optional<subscription_spec> create_if_missing,
-                                            std::string expected_pattern) {
-  submit(attach_cmd{conn, sub_id, std::move(name), std::move(create_if_missing), std::move(expected_pattern)});
+                                            std::string expected_pattern, std::string tenant, std::string principal) {
+  submit(attach_cmd{conn, sub_id, std::move(name), std::move(create_if_missing), std::move(expected_pattern),
+                    std::move(tenant), std::move(principal)});
 }
 void consumer_manager::client_input::ack(router::conn_id conn, std::uint32_t sub_id, std::uint64_t epoch,
                                          std::uint64_t seq) {
@@ -358,6 +363,7 @@ bool consumer_manager::work_round(clock::time_point now) {
     for (subscription* sub : attached) {
       redeliver_due(*sub, now);
       for (channel_state* ch : matching_channels(*sub)) {
+        if (!may_receive(*sub, *ch)) continue;
         busy |= deliver(*sub, *ch, cursor_of(*sub, *ch), now);
       }
     }
@@ -483,6 +489,17 @@ const std::vector<consumer_manager::channel_state*>& consumer_manager::matching_
     s.matching_generation = _channel_generation;
   }
   return s.matching;
+}
+
+bool consumer_manager::may_receive(const subscription& sub, channel_state& ch) {
+  if (_opts.policies == nullptr || (sub.tenant.empty() && sub.principal.empty())) return true;
+  if (const auto g = _opts.policies->generation(); g != ch.policy_generation) {
+    ch.subscribe_allow = _opts.policies->lookup(ch.name).subscribe_allow;
+    ch.policy_generation = g;
+  }
+  const auto& allow = ch.subscribe_allow;
+  return std::ranges::find(allow, "*") != allow.end() || std::ranges::find(allow, sub.tenant) != allow.end() ||
+         std::ranges::find(allow, sub.principal) != allow.end();
 }
 
 consumer_manager::cursor& consumer_manager::cursor_of(subscription& sub, channel_state& ch) {
@@ -698,6 +715,8 @@ void consumer_manager::handle_attach(client_input::attach_cmd& c, clock::time_po
     _attachments.erase(*sub.attached);
   }
   sub.attached = key;
+  sub.tenant = c.tenant;
+  sub.principal = c.principal;
   _attachments[key] = &sub;
   for (auto& [name, cur] : sub.cursors) {
     for (auto& [seq, p] : cur.pending) p.deadline = now;  // the new attachment gets them at once

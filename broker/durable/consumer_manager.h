@@ -98,6 +98,9 @@ struct manager_options {
   // control: a subscriber that stops reading costs this many events, whatever its ack policy).
   // 0 = no window (the consumer of try_take() then must bound its own queue).
   std::size_t connection_window = 0;
+  // Channel permissions (subscribe_allow), checked per attachment and channel; null = everyone may
+  // receive every channel. Must outlive the manager.
+  const router::policy_source* policies = nullptr;
   // One store::read() per (subscription, channel) per round reads at most this much.
   std::size_t read_chunk_events = 256;
   std::size_t read_chunk_bytes = 1u << 20;
@@ -167,8 +170,11 @@ class consumer_manager {
     // store_failed or unavailable.
     // `expected_pattern`, when not empty, must equal the subscription's pattern (ERR conflict
     // otherwise): the caller authorised the client for that pattern and no other.
+    // `tenant`/`principal` name who attaches: channels whose `permissions` do not let either
+    // subscribe are not served to this attachment (empty = an internal consumer, served all).
     void attach(router::conn_id conn, std::uint32_t sub_id, std::string name,
-                std::optional<subscription_spec> create_if_missing, std::string expected_pattern = {});
+                std::optional<subscription_spec> create_if_missing, std::string expected_pattern = {},
+                std::string tenant = {}, std::string principal = {});
     // Acknowledges one event; ignored when (conn, sub_id) is not attached, the policy is `none`,
     // or the event is not pending (already acked or dead-lettered).
     void ack(router::conn_id conn, std::uint32_t sub_id, std::uint64_t epoch, std::uint64_t seq);
@@ -190,6 +196,8 @@ class consumer_manager {
       std::string name;
       std::optional<subscription_spec> spec;
       std::string expected_pattern;
+      std::string tenant;
+      std::string principal;
     };
     struct ack_cmd {
       router::conn_id conn;
@@ -287,6 +295,8 @@ class consumer_manager {
   channel_state* learn_channel(std::string_view name);
   channel_state* learn_channel(std::string name, std::uint64_t id);
   const std::vector<channel_state*>& matching_channels(subscription& sub);
+  // Whether the attachment of `sub` may receive `ch` (its permissions), cached per policy generation.
+  bool may_receive(const subscription& sub, channel_state& ch);
   void handle_attach(client_input::attach_cmd& c, clock::time_point now);
   void handle_ack(const client_input::ack_cmd& c);
   void detach_sub(subscription& sub, clock::time_point now);

@@ -151,6 +151,7 @@ std::expected<std::unique_ptr<server>, start_error> server::start(const options&
   // mark), whatever its ack policy. Never above --subscriber-queue, so durable output alone never
   // trips the slow-consumer policy (its events are never shed, only paced).
   mo.connection_window = std::min<std::size_t>(65536, opts.subscriber_queue);
+  mo.policies = p->policies.get();
   mo.wake = [raw = p.get()] {
     if (auto* t = raw->wake_target.load(std::memory_order_acquire)) t->wake();
   };

@@ -220,7 +220,7 @@ void transport_core::start_spill(router::conn_id id, const spill_request& req) {
   bump(_stats.spills);
   spdlog::info("session {} sub {} fell behind on {}; serving it from the log at seq {}", id, req.sub_id, req.channel,
                req.first_seq);
-  _opts.durable->attach(id, req.sub_id, spill_name, std::move(*spec));
+  _opts.durable->attach(id, req.sub_id, spill_name, std::move(*spec), {}, s->who.tenant, s->who.name);
 }
 
 }  // namespace switchboard::transport

@@ -280,7 +280,8 @@ void message_handler::subscribe(session& s, const proto::subscribe& sub) {
                                         .spill_name = {}});
     // The consumer manager answers SUBACK or ERR itself, through its output queue.
     s.attaching.insert(sub.sub_id);
-    _opts.durable->attach(s.id, sub.sub_id, options->durable, std::move(create), std::string(sub.pattern));
+    _opts.durable->attach(s.id, sub.sub_id, options->durable, std::move(create), std::string(sub.pattern),
+                          s.who.tenant, s.who.name);
     return;
   }
   s.subs.emplace(sub.sub_id, sub_info{.durable = false,

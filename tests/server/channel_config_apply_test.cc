@@ -181,5 +181,38 @@ TEST_F(channel_config_apply_test, wildcard_and_durable_subscriptions_cannot_wide
   EXPECT_EQ(hijack.error().message, R"(durable subscription "globex-audit" has pattern "globex.>", not "acme.x")");
 }
 
+
+// Regression (issue 14 item 8): a durable pattern subscription served from the log ignored the
+// channel `permissions`, so `acme.>` with start all read every stored and live event of a channel
+// its token is excluded from.
+TEST_F(channel_config_apply_test, durable_pattern_subscription_skips_channels_it_may_not_read) {
+  put("acme.secret", R"({"durable":true,"permissions":{"publish":["*"],"subscribe":["ops"]}})");
+  put("acme.open", R"({"durable":true})");
+  auto admin = connect();
+  ASSERT_TRUE(admin->publish_sync("acme.secret", "stored-hidden", 5s).has_value());
+  ASSERT_TRUE(admin->publish_sync("acme.open", "stored-visible", 5s).has_value());
+
+  auto acme = connect("acme-secret");
+  std::mutex m;
+  std::vector<std::string> seen;
+  auto sub = acme->subscribe(
+      "acme.>",
+      [&](const event_view& ev) {
+        std::lock_guard lock(m);
+        seen.emplace_back(std::string(ev.channel) + ":" + std::string(ev.payload));
+      },
+      subscribe_options{.slow_consumer = {}, .extra_json = R"("durable":"acme-all","start":"all")"});
+  ASSERT_TRUE(sub.has_value()) << sub.error().message;
+  ASSERT_TRUE(admin->publish_sync("acme.secret", "live-hidden", 5s).has_value());
+  ASSERT_TRUE(admin->publish_sync("acme.open", "live-visible", 5s).has_value());
+  for (auto end = std::chrono::steady_clock::now() + 10s;;) {
+    ASSERT_LT(std::chrono::steady_clock::now(), end);
+    std::lock_guard lock(m);
+    if (std::ranges::find(seen, "acme.open:live-visible") != seen.end()) break;
+  }
+  std::lock_guard lock(m);
+  EXPECT_EQ(seen, (std::vector<std::string>{"acme.open:stored-visible", "acme.open:live-visible"}));
+}
+
 }  // namespace
 }  // namespace switchboard
