@@ -85,9 +85,15 @@ transport_core::transport_core(const transport_options& opts, router::router& r,
       _handler(handler_options_of(opts), _sessions, _out, _views, *this, _stats),
       _next_sweep(clock::now() + sweep_every) {}
 
-void transport_core::handle_message(const std::string& identity, std::shared_ptr<const void> owner,
+void transport_core::handle_message(const std::string& identity, int peer, std::shared_ptr<const void> owner,
                                     std::string_view bytes) {
-  _handler.handle(identity, std::move(owner), bytes);
+  _handler.handle(identity, peer, std::move(owner), bytes);
+}
+
+void transport_core::peer_closed(int peer) {
+  if (const auto n = _sessions.end_peer(peer, "connection closed")) {
+    spdlog::debug("connection {} closed: {} session(s) ended", peer, n);
+  }
 }
 
 void transport_core::reject_multipart(std::string_view identity) {

@@ -35,8 +35,13 @@ class transport_core final : public router_link {
   transport_core(const transport_core&) = delete;
   transport_core& operator=(const transport_core&) = delete;
 
-  // One incoming message from `identity`; `owner` keeps `bytes` alive while the router needs them.
-  void handle_message(const std::string& identity, std::shared_ptr<const void> owner, std::string_view bytes);
+  // One incoming message from `identity` on connection `peer` (any stable number per connection;
+  // the socket's file descriptor in transport.cc); `owner` keeps `bytes` alive while the router
+  // needs them.
+  void handle_message(const std::string& identity, int peer, std::shared_ptr<const void> owner,
+                      std::string_view bytes);
+  // Connection `peer` closed: its sessions end (and are reaped at the next tick).
+  void peer_closed(int peer);
   // A message with more than one frame after the identity: answered ERR malformed_frame.
   void reject_multipart(std::string_view identity);
   // Moves output of the router (and, inline, runs its shards) and of the consumer manager to the

@@ -84,8 +84,16 @@ std::expected<message_handler::message_shape, message_handler::refusal> message_
   return shape;
 }
 
-void message_handler::handle(const std::string& identity, std::shared_ptr<const void> owner, std::string_view bytes) {
+void message_handler::handle(const std::string& identity, int peer, std::shared_ptr<const void> owner,
+                             std::string_view bytes) {
   session* s = _sessions.find(identity);
+  if (s != nullptr && s->peer != peer) {
+    spdlog::info("session {} ({}): routing identity reused by a new connection; the new one must HELLO", s->id,
+                 s->who.name);
+    _sessions.end(*s, "its connection was replaced");
+    s = nullptr;
+  }
+  _peer = peer;
   if (s != nullptr) s->last_seen = clock::now();  // any traffic, even rejected, shows it is alive
   auto shape = inspect(bytes, s);
   if (!shape) {
@@ -221,7 +229,8 @@ session* message_handler::hello(const std::string& identity, session* s, const p
   if (s != nullptr) _sessions.end(*s, "new HELLO on the same socket");
   const auto asked = h.heartbeat_ms != 0 ? h.heartbeat_ms : _opts.heartbeat_ms;
   const auto heartbeat = std::clamp(asked, _opts.min_heartbeat_ms, _opts.max_heartbeat_ms);
-  session& fresh = _sessions.open(identity, std::move(*who), std::chrono::milliseconds(heartbeat), clock::now());
+  session& fresh =
+      _sessions.open(identity, _peer, std::move(*who), std::chrono::milliseconds(heartbeat), clock::now());
   _stats.connections.store(_sessions.live(), std::memory_order_relaxed);
   std::string bytes;
   proto::frame_writer(bytes).write(proto::welcome{.version = proto::version,

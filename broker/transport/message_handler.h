@@ -69,9 +69,11 @@ class message_handler {
                   router_link& link, transport_counters& stats)
       : _opts(std::move(opts)), _sessions(sessions), _out(out), _views(views), _link(link), _stats(stats) {}
 
-  // Handles one message from the peer with routing identity `identity`. `owner` keeps `bytes`
-  // alive for as long as the router holds views into it.
-  void handle(const std::string& identity, std::shared_ptr<const void> owner, std::string_view bytes);
+  // Handles one message from the peer with routing identity `identity` on connection `peer`.
+  // `owner` keeps `bytes` alive for as long as the router holds views into it. A session opened on
+  // another connection under the same identity is ended first (that connection is gone: ZeroMQ
+  // never gives two live connections one identity), so a new connection must HELLO again.
+  void handle(const std::string& identity, int peer, std::shared_ptr<const void> owner, std::string_view bytes);
 
   // Why `who` may not publish on `channel`, or empty when it may.
   [[nodiscard]] std::string publish_refusal(const auth::principal& who, std::string_view channel);
@@ -93,6 +95,7 @@ class message_handler {
   // Runs one non-PUB record; returns the session afterwards (new after HELLO, null if none or ended).
   session* control(const std::string& identity, session* s, const protocol::frame& f);
   session* hello(const std::string& identity, session* s, const protocol::hello& h);
+  int _peer = -1;  // connection of the message being handled
   void subscribe(session& s, const protocol::subscribe& sub);
   void unsubscribe(session& s, std::uint32_t sub_id);
 

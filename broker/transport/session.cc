@@ -2,12 +2,14 @@
 
 namespace switchboard::transport {
 
-session& session_table::open(std::string identity, auth::principal who, std::chrono::milliseconds heartbeat,
-                             clock::time_point now) {
+session& session_table::open(std::string identity, int peer, auth::principal who,
+                             std::chrono::milliseconds heartbeat, clock::time_point now) {
   const auto id = _next_id++;
   session& s = _sessions[id];
   s.id = id;
   s.identity = std::move(identity);
+  s.peer = peer;
+  _by_peer.emplace(peer, id);
   s.who = std::move(who);
   s.heartbeat = heartbeat;
   s.last_seen = now;
@@ -32,6 +34,19 @@ void session_table::end(session& s, std::string_view why) {
     _by_identity.erase(it);
   }
   _ended.emplace_back(s.id, std::string(why));
+}
+
+std::size_t session_table::end_peer(int peer, std::string_view why) {
+  std::vector<router::conn_id> ids;
+  for (auto [p, end] = _by_peer.equal_range(peer); p != end; ++p) ids.push_back(p->second);
+  std::size_t n = 0;
+  for (auto id : ids) {
+    if (session* s = find(id)) {
+      end(*s, why);
+      ++n;
+    }
+  }
+  return n;
 }
 
 std::vector<router::conn_id> session_table::expired(clock::time_point now) const {

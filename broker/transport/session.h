@@ -41,6 +41,9 @@ struct sub_info {
 struct session {
   router::conn_id id = 0;
   std::string identity;
+  // The connection the session was opened on (ZeroMQ's ZMQ_SRCFD of its HELLO). A message under
+  // the same routing identity from another connection never reaches this session.
+  int peer = -1;
   auth::principal who;
   clock::time_point last_seen;
   std::chrono::milliseconds heartbeat{0};
@@ -60,8 +63,10 @@ class session_table {
  public:
   // Opens a new session for `identity` (which must not be bound to a live session: end that one
   // first). The reference stays valid until the session is reaped.
-  session& open(std::string identity, auth::principal who, std::chrono::milliseconds heartbeat,
+  session& open(std::string identity, int peer, auth::principal who, std::chrono::milliseconds heartbeat,
                 clock::time_point now);
+  // Ends every live session opened on connection `peer` (it closed). Returns how many.
+  std::size_t end_peer(int peer, std::string_view why);
   // The live session with that id or routing identity; null when unknown or ended.
   [[nodiscard]] session* find(router::conn_id id) noexcept;
   [[nodiscard]] session* find(std::string_view identity) noexcept;
@@ -79,6 +84,12 @@ class session_table {
       auto it = _sessions.find(id);
       if (it == _sessions.end()) continue;
       teardown(it->second, std::string_view(why));
+      for (auto [p, end] = _by_peer.equal_range(it->second.peer); p != end; ++p) {
+        if (p->second == id) {
+          _by_peer.erase(p);
+          break;
+        }
+      }
       _sessions.erase(it);
     }
     return ended.size();
@@ -88,6 +99,7 @@ class session_table {
 
  private:
   common::string_map<router::conn_id> _by_identity;  // live sessions only
+  std::unordered_multimap<int, router::conn_id> _by_peer;  // may hold ended ids until reaped
   std::unordered_map<router::conn_id, session> _sessions;
   std::vector<std::pair<router::conn_id, std::string>> _ended;
   router::conn_id _next_id = 1;

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstring>
 #include <thread>
 #include <zmq.hpp>
 
@@ -58,6 +59,7 @@ struct transport::impl {
   router::router& rt;
   zmq::context_t ctx{1};
   zmq::socket_t sock;
+  zmq::socket_t monitor;  // PAIR receiving the ROUTER's disconnect events
   router_wire out{sock};
   transport_core core;
   std::string endpoint;
@@ -67,7 +69,29 @@ struct transport::impl {
   std::atomic<bool> quiesced{false};
 
   impl(transport_options o, router::router& r)
-      : opts(std::move(o)), rt(r), sock(ctx, zmq::socket_type::router), core(opts, r, out) {}
+      : opts(std::move(o)),
+        rt(r),
+        sock(ctx, zmq::socket_type::router),
+        monitor(ctx, zmq::socket_type::pair),
+        core(opts, r, out) {}
+
+  // Ends the sessions of connections that closed. Called before each message is handled: libzmq
+  // emits DISCONNECTED before it closes the file descriptor, so a new connection that reuses the
+  // number (and a vanished client's routing identity) cannot be mistaken for the old one.
+  void take_disconnects() {
+    for (;;) {
+      zmq::message_t event;
+      if (!monitor.recv(event, zmq::recv_flags::dontwait)) return;
+      zmq::message_t address;
+      if (event.more()) (void)monitor.recv(address, zmq::recv_flags::none);
+      if (event.size() < 6) continue;
+      std::uint16_t kind = 0;
+      std::int32_t fd = -1;
+      std::memcpy(&kind, event.data(), sizeof kind);
+      std::memcpy(&fd, static_cast<const char*>(event.data()) + 2, sizeof fd);
+      if (kind == ZMQ_EVENT_DISCONNECTED) core.peer_closed(fd);
+    }
+  }
 
   // Reads up to 256 messages. True if any arrived.
   bool receive_some() {
@@ -76,6 +100,7 @@ struct transport::impl {
       zmq::message_t identity;
       if (!sock.recv(identity, zmq::recv_flags::dontwait)) break;
       any = true;
+      take_disconnects();
       auto body = std::make_shared<zmq::message_t>();
       if (identity.more()) (void)sock.recv(*body, zmq::recv_flags::none);
       bool extra = false;
@@ -90,15 +115,21 @@ struct transport::impl {
         core.reject_multipart(id);
         continue;
       }
+      // The connection it came on (ZMQ_SRCFD): a session is bound to it, not only to the identity.
+      // The identity frame is made by the ROUTER itself; the body frame came off the connection.
+      const int peer = zmq_msg_get(body->handle(), ZMQ_SRCFD);
       const std::string_view bytes(static_cast<const char*>(body->data()), body->size());
-      core.handle_message(id, std::move(body), bytes);
+      core.handle_message(id, peer, std::move(body), bytes);
     }
     return any;
   }
 
   void run(std::stop_token st) {
-    zmq::pollitem_t items[] = {{sock.handle(), 0, ZMQ_POLLIN, 0}, {nullptr, wake_fd, ZMQ_POLLIN, 0}};
+    zmq::pollitem_t items[] = {{sock.handle(), 0, ZMQ_POLLIN, 0},
+                               {nullptr, wake_fd, ZMQ_POLLIN, 0},
+                               {monitor.handle(), 0, ZMQ_POLLIN, 0}};
     for (;;) {
+      take_disconnects();
       const bool stop_now = st.stop_requested();
       bool worked = core.drain();
       if (accepting.load(std::memory_order_relaxed)) {
@@ -116,7 +147,7 @@ struct transport::impl {
       const auto timeout = core.busy() ? std::chrono::milliseconds(1)
                                        : std::chrono::duration_cast<std::chrono::milliseconds>(core.next_sweep() - now);
       items[0].events = accepting.load(std::memory_order_relaxed) ? ZMQ_POLLIN : 0;
-      zmq::poll(items, 2, std::max(timeout, std::chrono::milliseconds(0)));
+      zmq::poll(items, 3, std::max(timeout, std::chrono::milliseconds(0)));
       rt.consumer_awake();
       if (items[1].revents & ZMQ_POLLIN) {
         std::uint64_t n = 0;
@@ -129,6 +160,8 @@ struct transport::impl {
       std::this_thread::yield();
     }
     sock.set(zmq::sockopt::linger, 200);
+    (void)zmq_socket_monitor(sock.handle(), nullptr, 0);
+    monitor.close();
     sock.close();
   }
 };
@@ -146,6 +179,12 @@ std::expected<std::unique_ptr<transport>, transport_error> transport::create(tra
     s.set(zmq::sockopt::maxmsgsize, max_msg);
     s.bind(p->opts.bind);
     p->endpoint = s.get(zmq::sockopt::last_endpoint);
+    // Disconnects end sessions at once (and bind a session to its connection, see take_disconnects).
+    const auto monitor_endpoint = fmt::format("inproc://switchboard-transport-monitor-{}", fmt::ptr(p.get()));
+    if (zmq_socket_monitor(s.handle(), monitor_endpoint.c_str(), ZMQ_EVENT_DISCONNECTED) != 0) {
+      throw zmq::error_t();
+    }
+    p->monitor.connect(monitor_endpoint);
   } catch (const zmq::error_t& e) {
     return std::unexpected(transport_error{fmt::format("cannot bind {}: {}", p->opts.bind, e.what())});
   }

@@ -1,9 +1,11 @@
 // libFuzzer target: the transport's real message handling (broker/transport/core.cc) with a real
 // inline router, driven in-process. The input is a script of messages from four peers:
 //   [selector u8][length u16 little-endian][message bytes] ...
-// selector % 4 picks the peer's routing identity; bit 0x40 makes that peer's pipe full and 0x80
-// makes it vanish (EHOSTUNREACH) from then on, so every session state (unknown, answered
-// hello_required, live, stalled, gone, reaped) meets every kind of message. After each message the
+// selector % 4 picks the peer's routing identity and bits 0x0c its connection (so one identity
+// moves between connections, as a reconnecting or hijacking peer would); bit 0x20 closes that
+// connection after the message, 0x40 makes the peer's pipe full and 0x80 makes it vanish
+// (EHOSTUNREACH) from then on, so every session state (unknown, answered hello_required, live,
+// stalled, gone, reaped) meets every kind of message. After each message the
 // loop runs (drain, housekeeping, reap) as transport.cc does, with time advancing so heartbeats
 // expire.
 #include <spdlog/spdlog.h>
@@ -62,7 +64,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (sel & 0x40) wire.full.insert(identity);
     auto owner = std::make_shared<std::string>(reinterpret_cast<const char*>(data + at), len);
     at += len;
-    core.handle_message(identity, owner, *owner);
+    const int peer = (sel >> 2) & 3;
+    core.handle_message(identity, peer, owner, *owner);
+    if (sel & 0x20) core.peer_closed(peer);
     for (int i = 0; i < 64 && core.drain(); ++i) {
     }
     now += std::chrono::milliseconds(7);

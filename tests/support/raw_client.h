@@ -22,9 +22,12 @@ struct received {
 
 class raw_client {
  public:
-  explicit raw_client(const std::string& endpoint, int rcvhwm = 1000) : _sock(_ctx, zmq::socket_type::dealer) {
+  // `routing_id`: the ZMQ_ROUTING_ID to present (empty = let ZeroMQ choose).
+  explicit raw_client(const std::string& endpoint, int rcvhwm = 1000, const std::string& routing_id = {})
+      : _sock(_ctx, zmq::socket_type::dealer) {
     _sock.set(zmq::sockopt::linger, 0);
     _sock.set(zmq::sockopt::rcvhwm, rcvhwm);
+    if (!routing_id.empty()) _sock.set(zmq::sockopt::routing_id, routing_id);
     _sock.connect(endpoint);
   }
 

@@ -32,9 +32,9 @@ class core_test : public ::testing::Test {
     if (_router) _router->stop();
   }
 
-  void send(const std::string& identity, std::string bytes) {
+  void send(const std::string& identity, std::string bytes, int peer = 0) {
     auto owner = std::make_shared<std::string>(std::move(bytes));
-    _core->handle_message(identity, owner, *owner);
+    _core->handle_message(identity, peer, owner, *owner);
   }
   template <typename F>
   void send_frame(const std::string& identity, const F& f) {
@@ -43,8 +43,8 @@ class core_test : public ::testing::Test {
   // Runs the loop until nothing moves (inline shards: bounded by the work queued).
   void settle() {
     for (int i = 0; i < 1000; ++i) {
+      _core->tick(clock::now());  // reaping submits teardown: drain after it
       const bool worked = _core->drain();
-      _core->tick(clock::now());
       if (!worked && !_core->busy()) return;
     }
   }
@@ -99,6 +99,39 @@ TEST_F(core_test, publisher_vanishing_while_its_message_is_submitted_is_reaped_s
   settle();
   ASSERT_EQ(_wire.all<proto::puback>("pub").size(), 1u);
   EXPECT_EQ(_wire.all<proto::event>("sub").back().payload, "z");
+}
+
+// Regression (issue 14 item 9): a new connection that set a vanished client's routing identity
+// inherited its session (subscriptions, PUB rights) without HELLO or token.
+TEST_F(core_test, identity_reused_by_another_connection_needs_a_new_hello) {
+  hello("victim-01");  // on connection 0
+  send_frame("victim-01", proto::subscribe{.sub_id = 1, .pattern = "v.>", .options = {}});
+  settle();
+  ASSERT_EQ(_wire.all<proto::suback>("victim-01").size(), 1u);
+  _wire.sent.clear();
+  // Connection 1 claims the identity: nothing runs, and the victim's session is gone.
+  send("victim-01", proto::encode(proto::subscribe{.sub_id = 2, .pattern = "v.>", .options = {}}) +
+                        proto::encode(proto::publish{.request_id = 1, .ack_requested = true, .channel = "v.x",
+                                                     .key = {}, .payload = "p"}),
+       1);
+  settle();
+  const auto errs = _wire.all<proto::error>("victim-01");
+  ASSERT_EQ(errs.size(), 1u);
+  EXPECT_EQ(errs[0].code, "hello_required");
+  EXPECT_TRUE(_wire.all<proto::suback>("victim-01").empty());
+  EXPECT_TRUE(_wire.all<proto::puback>("victim-01").empty());
+  EXPECT_EQ(_core->stats().connections.load(), 0u);
+  EXPECT_EQ(_router->snapshot().subscriptions, 0u);
+}
+
+TEST_F(core_test, closed_connection_ends_its_sessions_at_once) {
+  hello("a");
+  send_frame("a", proto::subscribe{.sub_id = 1, .pattern = "c.>", .options = {}});
+  settle();
+  _core->peer_closed(0);
+  settle();
+  EXPECT_EQ(_core->stats().connections.load(), 0u);
+  EXPECT_EQ(_router->snapshot().subscriptions, 0u);
 }
 
 TEST_F(core_test, heartbeat_is_clamped_to_its_documented_range) {

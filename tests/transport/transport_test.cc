@@ -220,6 +220,55 @@ TEST_F(transport_test, every_command_from_an_unknown_session_gets_hello_required
   expect_healthy();
 }
 
+// Regression (issue 14 item 9): after a client dropped its connection, a new connection that set
+// the same routing identity, with no HELLO and no token, got SUBACK on the victim's patterns and had
+// its PUBs acknowledged. Sessions are bound to their connection now.
+TEST_F(transport_test, routing_identity_of_a_closed_connection_grants_nothing) {
+  std::uint64_t sessions_before = 0;
+  {
+    raw_client victim(endpoint(), 1000, "victim-01");
+    ASSERT_TRUE(victim.hello());
+    victim.send(proto::subscribe{.sub_id = 1, .pattern = "victim.>", .options = {}});
+    ASSERT_TRUE(victim.expect<proto::suback>());
+    sessions_before = _server->snapshot().connections;
+  }  // the victim's TCP connection closes here
+  // Its session ends as soon as the broker sees the connection close.
+  ASSERT_TRUE(wait_stats([&](const server::stats& s) { return s.connections < sessions_before; }));
+
+  raw_client thief(endpoint(), 1000, "victim-01");
+  std::string batch;
+  proto::frame_writer w(batch);
+  w.write(proto::subscribe{.sub_id = 2, .pattern = "victim.>", .options = {}});
+  w.write(proto::publish{.request_id = 1, .ack_requested = true, .channel = "victim.x", .key = {}, .payload = "p"});
+  thief.send_bytes(batch);
+  auto r = thief.recv();
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->frames.size(), 1u);
+  const auto* e = std::get_if<proto::error>(&r->frames[0]);
+  ASSERT_NE(e, nullptr);
+  EXPECT_EQ(e->code, "hello_required");
+  expect_healthy();
+}
+
+// The same identity taken over while the broker has not yet seen the first connection close
+// (closing and reconnecting at once) grants nothing either.
+TEST_F(transport_test, routing_identity_reused_at_once_grants_nothing) {
+  for (int i = 0; i < 20; ++i) {
+    {
+      raw_client victim(endpoint(), 1000, "victim-02");
+      ASSERT_TRUE(victim.hello());
+      victim.send(proto::subscribe{.sub_id = 1, .pattern = "victim.>", .options = {}});
+      ASSERT_TRUE(victim.expect<proto::suback>());
+    }
+    raw_client thief(endpoint(), 1000, "victim-02");
+    thief.send(proto::publish{.request_id = 1, .ack_requested = true, .channel = "victim.x", .key = {}, .payload = "p"});
+    auto e = thief.expect<proto::error>();
+    ASSERT_TRUE(e) << "round " << i;
+    EXPECT_EQ(e->code, "hello_required") << "round " << i;
+  }
+  expect_healthy();
+}
+
 TEST_F(transport_test, garbage_bytes_get_malformed_frame) {
   raw_client c(endpoint());
   ASSERT_TRUE(c.hello());
