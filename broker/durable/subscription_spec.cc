@@ -53,11 +53,18 @@ std::expected<void, spec_error> each_member(dom::object obj, std::string_view pa
   return {};
 }
 
-bool valid_name(std::string_view name) {
-  if (name.empty() || name.size() > max_subscription_name) return false;
-  return std::all_of(name.begin(), name.end(), [](char c) {
+bool valid_name_part(std::string_view part) {
+  return !part.empty() && std::all_of(part.begin(), part.end(), [](char c) {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
   });
+}
+
+// NAME, or TENANT/NAME: the form a tenant-scoped token's names take (see tenant_scoped_name()).
+bool valid_name(std::string_view name) {
+  if (name.empty() || name.size() > max_subscription_name) return false;
+  const auto slash = name.find('/');
+  if (slash == std::string_view::npos) return valid_name_part(name);
+  return valid_name_part(name.substr(0, slash)) && valid_name_part(name.substr(slash + 1));
 }
 
 std::expected<std::uint32_t, spec_error> read_positive(dom::element v, std::string_view path) {
@@ -254,7 +261,7 @@ std::expected<subscription_spec, spec_error> parse_spec(std::string_view json) {
         std::string_view s;
         if (key == "name") {
           if (v.get(s) != simdjson::SUCCESS || !valid_name(s)) {
-            return invalid("name", "must be 1 to 128 characters of A-Z, a-z, 0-9, _ and -");
+            return invalid("name", "must be 1 to 128 characters of A-Z, a-z, 0-9, _ and - (optionally TENANT/NAME)");
           }
           spec.name = std::string(s);
           has_name = true;

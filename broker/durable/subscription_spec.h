@@ -64,6 +64,18 @@ struct spec_error {
 // Longest subscription name, in characters.
 inline constexpr std::size_t max_subscription_name = 128;
 
+// Subscription names are scoped per tenant: the name NAME used by a token of tenant T is stored as
+// "T/NAME" (a token of tenant "*" uses names as they are, and so can address any tenant's). So one
+// tenant can neither squat a name another needs nor learn another's subscription by guessing it.
+// `name` must not itself contain '/' when tenant is not "*".
+[[nodiscard]] inline std::string tenant_scoped_name(std::string_view tenant, std::string_view name) {
+  if (tenant == "*") return std::string(name);
+  std::string out;
+  out.reserve(tenant.size() + 1 + name.size());
+  out.append(tenant).append("/").append(name);
+  return out;
+}
+
 // One filter condition on a top-level payload field.
 struct field_condition {
   enum class match : std::uint8_t { equals, prefix };

@@ -276,6 +276,15 @@ void message_handler::subscribe(session& s, const proto::subscribe& sub) {
       _out.send_error(s, sub.sub_id, "invalid_options", "durable subscriptions are not enabled on this broker");
       return;
     }
+    if (s.who.tenant != "*") {
+      if (options->durable.find('/') != std::string::npos) {
+        _out.send_error(s, sub.sub_id, "invalid_options",
+                        fmt::format("option durable must not contain \"/\": names are scoped to tenant \"{}\"",
+                                    s.who.tenant));
+        return;
+      }
+      options->durable = durable::tenant_scoped_name(s.who.tenant, options->durable);
+    }
     std::optional<durable::subscription_spec> create;
     if (!options->spec_members.empty()) {
       auto spec = durable::parse_spec(durable_spec_json(*options, sub.pattern));

@@ -84,7 +84,7 @@ TEST(subscription_spec_test, rejects_bad_documents_with_exact_errors) {
   EXPECT_EQ(error_of("[]"), (spec_error{400, "invalid_json", "subscription must be a JSON object"}));
   EXPECT_EQ(error_of(R"({"pattern":"a.>"})"), invalid(R"(attribute "name" is required)"));
   EXPECT_EQ(error_of(R"({"name":"x"})"), invalid(R"(attribute "pattern" is required)"));
-  const auto bad_name = invalid(R"(attribute "name" must be 1 to 128 characters of A-Z, a-z, 0-9, _ and -)");
+  const auto bad_name = invalid(R"x(attribute "name" must be 1 to 128 characters of A-Z, a-z, 0-9, _ and - (optionally TENANT/NAME))x");
   EXPECT_EQ(error_of(R"({"name":"bad name","pattern":"a"})"), bad_name);
   EXPECT_EQ(error_of(R"({"name":"","pattern":"a"})"), bad_name);
   EXPECT_EQ(error_of(R"({"name":7,"pattern":"a"})"), bad_name);

@@ -175,10 +175,32 @@ TEST_F(channel_config_apply_test, wildcard_and_durable_subscriptions_cannot_wide
 
   auto created = _http->Post("/v1/subscriptions", R"({"name":"globex-audit","pattern":"globex.>"})", "application/json");
   ASSERT_TRUE(created && created->status == 201) << (created ? created->body : "");
+  // Names are scoped per tenant (issue 14 item 10): acme's "globex-audit" is acme's own, and the
+  // answer says nothing of globex's subscription or its pattern.
   auto hijack = acme->subscribe("acme.x", nullptr, subscribe_options{.slow_consumer = {}, .extra_json = R"("durable":"globex-audit")"});
   ASSERT_FALSE(hijack.has_value());
-  EXPECT_EQ(hijack.error().broker_code, "conflict");
-  EXPECT_EQ(hijack.error().message, R"(durable subscription "globex-audit" has pattern "globex.>", not "acme.x")");
+  EXPECT_EQ(hijack.error().broker_code, "not_found");
+  EXPECT_EQ(hijack.error().message, R"(durable subscription "acme/globex-audit" does not exist)");
+  auto spoof = acme->subscribe("acme.x", nullptr, subscribe_options{.slow_consumer = {}, .extra_json = R"("durable":"globex/x")"});
+  ASSERT_FALSE(spoof.has_value());
+  EXPECT_EQ(spoof.error().broker_code, "invalid_options");
+  EXPECT_EQ(spoof.error().message, R"(option durable must not contain "/": names are scoped to tenant "acme")");
+}
+
+// Regression (issue 14 item 10): one tenant could squat a subscription name another needs.
+TEST_F(channel_config_apply_test, durable_subscription_names_are_scoped_per_tenant) {
+  auto created = _http->Post("/v1/subscriptions", R"({"name":"globex/billing","pattern":"globex.>"})", "application/json");
+  ASSERT_TRUE(created && created->status == 201) << (created ? created->body : "");
+  auto acme = connect("acme-secret");
+  auto mine = acme->subscribe("acme.>", nullptr,
+                              subscribe_options{.slow_consumer = {}, .extra_json = R"("durable":"billing","start":"all")"});
+  ASSERT_TRUE(mine.has_value()) << mine.error().message;
+  auto listed = _http->Get("/v1/subscriptions/acme%2Fbilling");
+  ASSERT_TRUE(listed && listed->status == 200) << (listed ? listed->body : "");
+  EXPECT_NE(listed->body.find(R"("pattern":"acme.>")"), std::string::npos) << listed->body;
+  auto theirs = _http->Get("/v1/subscriptions/globex%2Fbilling");
+  ASSERT_TRUE(theirs && theirs->status == 200) << (theirs ? theirs->body : "");
+  EXPECT_NE(theirs->body.find(R"("pattern":"globex.>")"), std::string::npos) << theirs->body;
 }
 
 
