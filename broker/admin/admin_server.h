@@ -1,44 +1,35 @@
-// The admin HTTP API (docs/ADMIN_API.md): cpp-httplib on its own listener thread plus a fixed pool of
-// `worker_threads` request workers. It parses requests, authenticates bearer tokens against an
-// auth::token_table, checks scopes and the tenant rule, validates channel names, and maps results and
-// errors to HTTP; everything else goes through `control` (implemented by broker/server).
+// The admin HTTP API (docs/ADMIN_API.md): admin_api's routing, authentication and validation served
+// by an event-driven HTTP server (http_server: Boost.Beast on Asio). Everything beyond HTTP goes
+// through `control` (implemented by broker/server).
 //
-// Operation: one listener thread accepts connections and hands each to the worker pool (httplib's
-// ThreadPool with exactly `worker_threads` threads, so the broker can register one router producer
-// per worker). A keep-alive connection holds its worker until it goes idle (keep-alive timeout 2 s),
-// so at most `worker_threads` connections are served at once; further ones queue.
-// Every error is `{"error":{"code":…,"message":…}}`; every JSON response is written with RapidJSON's
-// Writer. Bodies above admin_options::max_body_bytes get 413 payload_too_large before any handler
-// (and so before authentication) runs.
+// Operation: one io thread owns every socket (accept, reads under header/body/idle timeouts, writes,
+// streamed responses); a slow, idle or streaming client costs a socket, not a thread. GET /healthz
+// is answered by the io thread itself. Every other request, once read whole, runs on one of exactly
+// `worker_threads` request workers (so the broker can register one router producer per worker), and
+// the response goes back to the io thread to be written. Limits (admin_options): max_connections,
+// max_header_bytes, max_body_bytes (413 payload_too_large before authentication), and the timeouts.
+// Every error is `{"error":{"code":…,"message":…}}`.
 //
-// Lifecycle: start() binds, starts the threads and returns once the listener accepts connections;
-// stop() stops accepting, lets in-flight requests finish, joins; idempotent. The destructor calls stop().
-// Thread-safety: all members may be called from any thread. `control` is called concurrently from the
-// worker threads and must outlive the server.
+// Lifecycle: start() binds (exclusively: a port in use is an error) and returns once the listener
+// accepts connections; stop() stops accepting, closes idle connections and streams, lets in-flight
+// requests finish, joins; idempotent. The destructor calls stop().
+// Thread-safety: all members may be called from any thread. `control` and the stream routes'
+// handlers are called concurrently from the worker threads and must outlive the server.
 #pragma once
 
-#include <cstddef>
 #include <cstdint>
 #include <expected>
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
+#include "broker/admin/admin_options.h"
 #include "broker/admin/control.h"
+#include "broker/admin/stream_route.h"
 #include "broker/auth/auth.h"
 
 namespace switchboard::admin {
-
-struct admin_options {
-  // Address to listen on. 127.0.0.1 keeps the API off the network; "0.0.0.0" (or "::") exposes it,
-  // which then relies entirely on the bearer tokens (no TLS here: put a proxy in front).
-  std::string bind = "127.0.0.1";
-  // TCP port; 0 picks a free one (tests), see admin_server::port().
-  std::uint16_t port = 7401;
-  // Largest request body accepted; larger ones get 413 payload_too_large. The broker sets it to
-  // max_payload_bytes + 64 KiB so that any publishable payload fits; larger = more memory per request.
-  std::size_t max_body_bytes = (std::size_t{1} << 20) + 64 * 1024;
-};
 
 class admin_server {
  public:
@@ -47,14 +38,16 @@ class admin_server {
 
   // On an admin worker thread (i.e. inside a `control` call made by this API): its index in
   // [0, worker_threads), unique among the workers of one admin_server and stable for the thread's
-  // life. nullopt on any other thread. Use it to pick the worker's own router producer.
+  // life. nullopt on any other thread (the io thread included). Use it to pick the worker's own
+  // router producer.
   [[nodiscard]] static std::optional<unsigned> current_worker() noexcept;
 
   // Binds `opts.bind:opts.port` and starts serving. `tokens` is copied; `ctl` is borrowed and must
-  // outlive the server. Returns the running server, or a one-line message when binding fails.
-  [[nodiscard]] static std::expected<std::unique_ptr<admin_server>, std::string> start(admin_options opts,
-                                                                                       const auth::token_table& tokens,
-                                                                                       control& ctl);
+  // outlive the server. `streams` are extra streaming endpoints (see stream_route.h), matched before
+  // the built-in routes. Returns the running server, or a one-line message naming the address when
+  // it cannot listen (e.g. "admin API cannot listen on 127.0.0.1:7401: Address already in use (bind)").
+  [[nodiscard]] static std::expected<std::unique_ptr<admin_server>, std::string> start(
+      admin_options opts, const auth::token_table& tokens, control& ctl, std::vector<stream_route> streams = {});
 
   admin_server(const admin_server&) = delete;
   admin_server& operator=(const admin_server&) = delete;
@@ -64,8 +57,9 @@ class admin_server {
   [[nodiscard]] std::uint16_t port() const noexcept;
   // "http://HOST:PORT" for clients on this machine: 127.0.0.1 (or [::1]) when bound to every address.
   [[nodiscard]] std::string url() const;
-  // Prometheus text for the API's own counters (switchboard_admin_requests_total by status class).
-  // The /metrics handler already appends it after control::metrics().
+  // Prometheus text (with HELP/TYPE lines) for the API's own counters: responses by status class,
+  // open connections and streams, connections rejected by the limit, timeouts by phase. The
+  // /metrics handler already appends it after control::metrics().
   [[nodiscard]] std::string metrics_text() const;
   // Stops accepting, finishes in-flight requests, joins the threads. Idempotent.
   void stop();
