@@ -124,6 +124,16 @@ struct ack_stats {
 // Counters of anomalies reported through on_error, shared by all clients.
 struct error_counters {
   std::atomic<long> errors{0}, slow_consumer{0}, session_lost{0};
+  std::mutex mu;
+  std::string lost_reason;  // under mu: the first session loss, which ends the run
+
+  // Throws once any client lost its session: a run against a broker that went away must end with
+  // the reason, not wait forever (a reconnect would also make its numbers meaningless).
+  void check() {
+    if (session_lost.load(std::memory_order_relaxed) == 0) return;
+    std::lock_guard lk(mu);
+    throw std::runtime_error("lost the broker: " + lost_reason);
+  }
 };
 
 struct bench_options {
@@ -355,7 +365,13 @@ int main(int argc, char** argv) {
     co.on_error = [&errs](const switchboard::error& e) {
       errs.errors.fetch_add(1, std::memory_order_relaxed);
       if (e.broker_code == "slow_consumer") errs.slow_consumer.fetch_add(1, std::memory_order_relaxed);
-      if (e.code == switchboard::errc::unreachable) errs.session_lost.fetch_add(1, std::memory_order_relaxed);
+      if (e.code == switchboard::errc::unreachable) {
+        {
+          std::lock_guard lk(errs.mu);
+          if (errs.lost_reason.empty()) errs.lost_reason = e.message;
+        }
+        errs.session_lost.fetch_add(1, std::memory_order_relaxed);
+      }
     };
     auto connect = [&] {
       auto c = switchboard::client::connect(co);
@@ -412,6 +428,7 @@ int main(int argc, char** argv) {
     std::string buf(static_cast<std::size_t>(o.size), 'x');
     header h{0, 0, 1};
     auto publish = [&] {
+      errs.check();
       std::memcpy(buf.data(), &h, sizeof h);
       if (!o.durable) {
         if (auto ok = pub->publish(o.channel, buf); !ok)
@@ -420,6 +437,7 @@ int main(int argc, char** argv) {
       }
       // At most `batch` unacknowledged: wait for an ack while the window is full.
       if (!acks.wait_below(o.batch, 60s)) throw std::runtime_error("no publish ack for 60 s (window full)");
+      if (acks.nacks.load(std::memory_order_relaxed) != 0) throw std::runtime_error("publish failed: " + acks.error());
       acks.inflight.fetch_add(1);
       ack_stats* a = &acks;
       const std::int64_t ts = h.warmup ? -1 : h.ts_ns;  // -1 = warm-up probe
@@ -477,6 +495,7 @@ int main(int argc, char** argv) {
       publish();
     }
     flush(60s);
+    errs.check();
     const std::int64_t t_pub = now_ns();
 
     // Settle: all arrived, or 2 s after the last arrival (cap 20 s after publishing).
@@ -490,6 +509,7 @@ int main(int argc, char** argv) {
       for (auto& s : st) last = std::max(last, s->last_ns.load());
       const std::int64_t now = now_ns();
       if (total() >= expected || now - last > 2'000'000'000LL || now - t_pub > 20'000'000'000LL) break;
+      errs.check();
       std::this_thread::sleep_for(5ms);
     }
     std::map<std::string, long> ev;
