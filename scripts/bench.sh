@@ -184,18 +184,53 @@ start_broker() {
     libzmq3-dev cppzmq-dev 2>/dev/null
 } >"$OUT/versions.txt" || true
 
+# CPU time (user+system, clock ticks) of a process from /proc; 0 when it is gone. The fields are
+# counted after the ")" that ends the command name, which may itself hold spaces.
+proc_cpu_ticks() {
+  local stat
+  stat=$(cat "/proc/$1/stat" 2>/dev/null) || { echo 0; return; }
+  stat=${stat##*) }
+  awk '{ print $12 + $13 }' <<<"$stat"
+}
+server_pid() {  # the PID of the server a backend's runs talk to
+  case "$1" in
+    switchboard) echo "$broker_pid" ;;
+    *) cat "$PB_DIR/run/$1.pid" 2>/dev/null || true ;;
+  esac
+}
+children_cpu_s() {  # CPU seconds of this shell's finished children so far (bash's `times`, run in
+  # this shell: in a pipe or $(...) it would report a subshell's children instead)
+  times >"$OUT/.times"
+  awk 'NR == 2 { n = 0; for (i = 1; i <= 2; i++) { split($i, t, /[ms]/); n += t[1] * 60 + t[2] } print n }' "$OUT/.times"
+}
+clk_tck=$(getconf CLK_TCK)
+
 # run_one <backend> <rep> <command...>: one JSON line (annotated with rep and backend) into results.
+# Every run also reports CPU per delivered event, from /proc: the server process's and the load
+# generator's separately (server_cpu_us_per_event, client_cpu_us_per_event) — the figure that
+# drifts far less between machines than msg/s.
 run_one() {
-  local backend=$1 rep=$2 line rc=0 t_start wall
+  local backend=$1 rep=$2 line rc=0 t_start wall pid s0 s1 c0 c1 received cpu
   shift 2
   echo "$*" >>"$OUT/commands.txt"
+  pid=$(server_pid "$backend")
+  s0=$( [ -n "$pid" ] && proc_cpu_ticks "$pid" || echo 0 )
+  children_cpu_s >"$OUT/.c0"; c0=$(cat "$OUT/.c0")
   t_start=$(date +%s.%N)
   line=$(timeout "$RUN_TIMEOUT" "$@" 2>>"$OUT/stderr-$backend.log" | grep -m1 '^{' ) || rc=$?
   wall=$(awk -v a="$t_start" -v b="$(date +%s.%N)" 'BEGIN { printf "%.2f", b - a }')
+  s1=$( [ -n "$pid" ] && proc_cpu_ticks "$pid" || echo 0 )
+  children_cpu_s >"$OUT/.c1"; c1=$(cat "$OUT/.c1")
   case "$line" in
     \{*\})
       [[ $line == *'"backend"'* ]] || line="{\"backend\":\"$backend\",${line#\{}"
-      line="${line%\}},\"rep\":$rep,\"wall_s\":$wall}" ;;
+      received=$(grep -o '"received":[0-9]*' <<<"$line" | head -1 | cut -d: -f2)
+      cpu=$(awk -v s0="$s0" -v s1="$s1" -v hz="$clk_tck" -v c0="$c0" -v c1="$c1" -v n="${received:-0}" 'BEGIN {
+              sc = (s1 - s0) / hz; cc = c1 - c0
+              printf "\"server_cpu_s\":%.3f,\"client_cpu_s\":%.3f", sc, cc
+              if (n > 0) printf ",\"server_cpu_us_per_event\":%.3f,\"client_cpu_us_per_event\":%.3f", sc * 1e6 / n, cc * 1e6 / n
+            }')
+      line="${line%\}},\"rep\":$rep,\"wall_s\":$wall,$cpu}" ;;
     *) line="{\"backend\":\"$backend\",\"tag\":\"$tag\",\"rep\":$rep,\"error\":\"exit $rc, no result\"}" ;;
   esac
   echo "$line" | tee -a "$results"

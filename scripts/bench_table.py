@@ -39,6 +39,8 @@ METRICS = [
     ("latency p99 µs", lambda r: r.get("lat_us", {}).get("p99"), 1),
     ("latency p99.9 µs", lambda r: r.get("lat_us", {}).get("p99.9"), 1),
     ("publisher lag max µs", lambda r: r.get("pub_lag_max_us") if "ack_rate" in r else None, 1),
+    ("server CPU µs/event", lambda r: r.get("server_cpu_us_per_event"), 3),
+    ("client CPU µs/event", lambda r: r.get("client_cpu_us_per_event"), 3),
 ]
 
 
