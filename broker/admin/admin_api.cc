@@ -313,6 +313,15 @@ http_response channel_events(const http_request& req, control& ctl, const auth::
                 fmt::format("token {} lacks the {} scope", auth::quote(who.name), post ? "publish" : "subscribe"));
   }
   if (auto ok = auth::may_use(who, name); !ok) return fail(req, 403, "forbidden", ok.error());
+  // The channel's `permissions`, exactly as the protocol applies them (PUB / SUB).
+  const auto perms = ctl.permissions(name);
+  const auto& allowed = post ? perms.publish : perms.subscribe;
+  if (std::ranges::find(allowed, "*") == allowed.end() && std::ranges::find(allowed, who.tenant) == allowed.end() &&
+      std::ranges::find(allowed, who.name) == allowed.end()) {
+    return fail(req, 403, "forbidden",
+                fmt::format("{} may not {} channel {}", auth::quote(who.name), post ? "publish on" : "subscribe to",
+                            auth::quote(name)));
+  }
 
   if (post) {
     const std::string_view key = req.header("Idempotency-Key");

@@ -51,9 +51,20 @@ struct history_page {
   std::uint64_t first_seq = 0;  // oldest seq still stored (0 = empty)
 };
 
+// Who may publish to / subscribe to a channel (its effective `permissions` attribute): tenants or
+// token names, "*" = anyone.
+struct channel_permissions {
+  std::vector<std::string> publish{"*"};
+  std::vector<std::string> subscribe{"*"};
+};
+
 class control {
  public:
   virtual ~control() = default;
+
+  // The channel's effective permissions (own, inherited from patterns, or the default "*"), so the
+  // API applies the same rule as the protocol. Never blocks on a shard.
+  [[nodiscard]] virtual channel_permissions permissions(std::string_view channel) = 0;
 
   // Channel and pattern configuration. Bodies are the JSON the client sent; the broker validates
   // them (400 invalid_json, 422 unknown_attribute / invalid_attribute) and persists before

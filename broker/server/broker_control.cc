@@ -322,6 +322,12 @@ void broker_control::enforce_retention() {
   }
 }
 
+admin::channel_permissions broker_control::permissions(std::string_view channel) {
+  const auto eff = _p.registry.snapshot()->effective(channel);
+  if (!eff.config.permissions) return {};
+  return admin::channel_permissions{eff.config.permissions->publish, eff.config.permissions->subscribe};
+}
+
 std::string broker_control::metrics() {
   const auto r = _p.rt.snapshot();
   const auto t = _p.transport_stats();

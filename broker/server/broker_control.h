@@ -56,6 +56,7 @@ class broker_control final : public admin::control {
   std::expected<std::string, admin::api_error> list_dead_letters() override;
   std::expected<admin::publish_result, admin::api_error> redrive_dead_letter(std::string_view id) override;
   std::string metrics() override;
+  admin::channel_permissions permissions(std::string_view channel) override;
   bool ready() override { return true; }
 
   // Trims the log of every durable channel with a retention attribute (called periodically from

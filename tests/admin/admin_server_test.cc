@@ -267,5 +267,28 @@ TEST_F(admin_server_test, tenant_token_cannot_use_another_tenants_channel) {
   EXPECT_TRUE(durable->GetBool()) << get.body;
 }
 
+// Regression (issue 14 item 7): HTTP ignored the channel `permissions` attribute, so a token the
+// protocol refuses could read a channel's history (200) and publish to it (202).
+TEST_F(admin_server_test, channel_permissions_apply_over_http_as_over_the_protocol) {
+  ASSERT_EQ(send("PUT", "/v1/channels/acme.secret",
+                 R"({"durable":true,"permissions":{"publish":["ops"],"subscribe":["ops"]}})")
+                .status,
+            200);
+  const auto pub = send("POST", "/v1/channels/acme.secret/events", R"({"n":1})", acme_token);
+  EXPECT_ERROR(pub, 403, "forbidden");
+  EXPECT_EQ(pub.error_message(), R"("acme-ops" may not publish on channel "acme.secret")");
+  const auto read = send("GET", "/v1/channels/acme.secret/events", {}, acme_token);
+  EXPECT_ERROR(read, 403, "forbidden");
+  EXPECT_EQ(read.error_message(), R"("acme-ops" may not subscribe to channel "acme.secret")");
+  // A tenant-"*" token is no exception: the lists name who may, and "admin" is not on them.
+  const auto admin_read = send("GET", "/v1/channels/acme.secret/events");
+  EXPECT_ERROR(admin_read, 403, "forbidden");
+  EXPECT_EQ(admin_read.error_message(), R"("admin" may not subscribe to channel "acme.secret")");
+  // Inherited from a pattern too; and a listed tenant may.
+  ASSERT_EQ(send("PUT", "/v1/channels/acme.vault.%3E", R"({"durable":true,"permissions":{"publish":["acme"],"subscribe":["ops"]}})").status, 200);
+  EXPECT_EQ(send("POST", "/v1/channels/acme.vault.a/events", R"({"n":1})", acme_token).status, 202);
+  EXPECT_ERROR(send("GET", "/v1/channels/acme.vault.a/events", {}, acme_token), 403, "forbidden");
+}
+
 }  // namespace
 }  // namespace switchboard
