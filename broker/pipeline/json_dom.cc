@@ -4,9 +4,7 @@
 
 #include <cctype>
 
-#include <rapidjson/error/en.h>
-#include <rapidjson/memorystream.h>
-#include <rapidjson/reader.h>
+#include "broker/common/json_error.h"
 
 namespace switchboard::pipeline::detail {
 namespace {
@@ -14,46 +12,14 @@ namespace {
 // simdjson's default depth limit; the locator reports the first bracket beyond it.
 constexpr std::size_t max_depth = 1024;
 
-// RapidJSON SAX handler that accepts everything but stops the (iterative) reader once nesting
-// exceeds max_depth, so the error offset points at the first bracket too deep.
-struct depth_guard : rapidjson::BaseReaderHandler<rapidjson::UTF8<>, depth_guard> {
-  std::size_t depth = 0;
-  bool too_deep = false;
-  bool open() {
-    if (++depth <= max_depth) return true;
-    too_deep = true;
-    return false;
-  }
-  bool StartObject() { return open(); }
-  bool StartArray() { return open(); }
-  bool EndObject(rapidjson::SizeType) {
-    --depth;
-    return true;
-  }
-  bool EndArray(rapidjson::SizeType) {
-    --depth;
-    return true;
-  }
-  bool Default() { return true; }
-};
-
 }  // namespace
 
 std::string describe_json_error(std::string_view text, simdjson::error_code err) {
-  rapidjson::Reader reader;
-  depth_guard guard;
-  rapidjson::MemoryStream ms(text.data(), text.size());
-  const rapidjson::ParseResult r =
-      reader.Parse<rapidjson::kParseValidateEncodingFlag | rapidjson::kParseIterativeFlag>(ms, guard);
-  if (guard.too_deep) {
-    return "nested deeper than " + std::to_string(max_depth) + " levels at byte " +
-           std::to_string(r.Offset());
-  }
-  if (r.IsError()) {
-    std::string reason = rapidjson::GetParseError_En(r.Code());  // "Invalid value." -> "invalid value"
-    if (!reason.empty() && reason.back() == '.') reason.pop_back();
-    if (!reason.empty()) reason[0] = static_cast<char>(std::tolower(static_cast<unsigned char>(reason[0])));
-    return reason + " at byte " + std::to_string(r.Offset());
+  if (const auto at = common::locate_json_error(text, max_depth)) {
+    if (at->too_deep) {
+      return "nested deeper than " + std::to_string(max_depth) + " levels at byte " + std::to_string(at->offset);
+    }
+    return at->reason + " at byte " + std::to_string(at->offset);
   }
   return simdjson::error_message(err);
 }
