@@ -565,6 +565,11 @@ void http_server::stop() {
   }
   c.io.stop();
   if (c.io_thread.joinable()) c.io_thread.join();
+  // The io thread may have stopped before it ran the close posted in step 1 (nothing was
+  // connected, so step 3 did not wait): close the listener here, now that no thread uses it, so
+  // the port refuses connections as soon as stop() returns.
+  error_code ignored;
+  c.acceptor.close(ignored);
 }
 
 }  // namespace switchboard::admin
