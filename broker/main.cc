@@ -27,6 +27,8 @@ po::options_description describe(options& o) {
       ("token", po::value(&o.tokens)->composing(), "extra token NAME:SECRET:TENANT:SCOPES (repeatable)")
       ("data-dir", po::value(&o.data_dir)->default_value(o.data_dir), "RocksDB data directory")
       ("memory", po::bool_switch(&o.memory), "run with no disk (in-memory store)")
+      ("recover", po::bool_switch(&o.recover),
+       "start on a damaged write-ahead log: keep what reads back, report losses, new epochs")
       ("shards", po::value(&o.shards)->default_value(o.shards), "router shard threads (0 = cores - 1, min 1)")
       ("max-payload-bytes", po::value(&o.max_payload_bytes)->default_value(o.max_payload_bytes),
        "largest accepted event payload")

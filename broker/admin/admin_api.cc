@@ -442,9 +442,11 @@ http_response admin_api::dispatch(const http_request& req) const {
   switch (m->which) {
     case route::healthz:
       return health();
-    case route::readyz:
-      if (_ctl.ready()) return json_response(200, status_json("ready"));
-      return fail(req, 503, "not_ready", "broker is not ready");
+    case route::readyz: {
+      auto ready = _ctl.ready();
+      if (ready) return json_response(200, status_json("ready"));
+      return fail(req, ready.error());
+    }
     case route::metrics: {
       std::string text = _ctl.metrics();
       if (!text.empty() && text.back() != '\n') text += '\n';

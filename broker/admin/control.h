@@ -103,8 +103,9 @@ class control {
 
   // Prometheus text exposition of every counter and gauge.
   [[nodiscard]] virtual std::string metrics() = 0;
-  // True once the broker serves clients (and, with a data dir, the store is open).
-  [[nodiscard]] virtual bool ready() = 0;
+  // Nothing once the broker serves clients and its store is healthy; else the /readyz answer:
+  // 503 with code store_full / store_corrupt / store_failed and a message naming the file or error.
+  [[nodiscard]] virtual std::expected<void, api_error> ready() = 0;
 };
 
 }  // namespace switchboard::admin

@@ -79,7 +79,13 @@ class event_log {
     std::string_view key;
     std::string_view payload;
   };
-  using completion = std::move_only_function<void(std::expected<void, std::string>)>;
+  // Why a batch was not stored: `code` is the ERR code its publishers get (docs/PROTOCOL.md:
+  // store_full, store_failed, …), `message` one readable line.
+  struct log_error {
+    std::string code;
+    std::string message;
+  };
+  using completion = std::move_only_function<void(std::expected<void, log_error>)>;
   // Queues a batch; `done` runs once every entry is durable (or failed). Returns false, leaving
   // `done` uncalled, when the log cannot take the batch now (overloaded): retry later.
   [[nodiscard]] virtual bool append(const std::vector<entry>& batch, completion& done) = 0;

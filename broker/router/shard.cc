@@ -343,7 +343,7 @@ void shard::refuse(const ack_target& ack, std::string_view code, std::string_vie
 void shard::submit_durable() {
   if (_building.items.empty() || _in_flight.size() >= max_in_flight_batches) return;
   auto* log = _owner.options().log;
-  event_log::completion done = [this](std::expected<void, std::string> result) {
+  event_log::completion done = [this](std::expected<void, event_log::log_error> result) {
     // Runs on the log's thread, the only producer of _completions.
     while (!_completions.try_push(result)) std::this_thread::yield();
     if (!_threaded || _idle.load(std::memory_order_seq_cst)) wake();
@@ -376,7 +376,7 @@ bool shard::finish_durable() {
     std::vector<std::pair<channel_state*, std::uint64_t>> synced;  // highest seq per channel, in order
     for (auto& item : batch.items) {
       if (!*result) {
-        refuse(item.ack, "store_failed", fmt::format("event not stored: {}", result->error()));
+        refuse(item.ack, result->error().code, fmt::format("event not stored: {}", result->error().message));
         continue;
       }
       if (!item.ack_only) {

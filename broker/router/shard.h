@@ -151,7 +151,7 @@ class shard {
   std::deque<outbound> _inline_out;         // inline mode: producer and consumer are one thread
   bool _threaded = true;
   // Log completions (producer: the log's thread): result per batch, in append order.
-  common::spsc_queue<std::expected<void, std::string>> _completions;
+  common::spsc_queue<std::expected<void, event_log::log_error>> _completions;
   std::atomic<bool> _idle{false};
   std::atomic<std::uint32_t> _wake{0};
   std::jthread _thread;

@@ -21,7 +21,15 @@ admin::api_error to_api(const channels::config_error& e) { return {e.http_status
 
 admin::api_error store_error(const store::error& e) {
   spdlog::error("store: {}", e.message);
+  if (e.code == store::errc::full) return {507, "store_full", e.message};
   return {503, "store_failed", e.message};
+}
+
+// HTTP status of an ERR code a publish can end with (docs/ADMIN_API.md).
+int publish_status(std::string_view code) {
+  if (code == "payload_too_large") return 413;
+  if (code == "store_full") return 507;
+  return 503;
 }
 
 std::uint64_t unix_ns() {
@@ -161,6 +169,17 @@ std::expected<std::vector<admin::channel_stats>, admin::api_error> broker_contro
   std::map<std::string, admin::channel_stats> by_name;
   for (auto& s : *live) by_name[s.name] = std::move(s);
   for (auto& [name, config] : _p.registry.list()) by_name[name].name = name;
+  // Durable channels with a log on disk that no shard has opened since the start (no traffic yet)
+  // are listed too, with the log's last seq: that is where their numbering continues.
+  auto logs = _p.st.list_channels();
+  if (!logs) return std::unexpected(store_error(logs.error()));
+  std::map<std::string, std::uint64_t, std::less<>> log_ids(logs->begin(), logs->end());
+  for (auto& [name, id] : log_ids) {
+    if (by_name.contains(name)) continue;
+    auto eff = _p.registry.effective(name);
+    if (!eff || !eff->config.durable.value_or(false)) continue;
+    by_name[name].name = name;
+  }
   // `durable` is what the configuration says (own or inherited), whether or not traffic came yet.
   for (auto& [name, entry] : by_name) {
     if (channels::is_pattern(name)) {
@@ -168,6 +187,12 @@ std::expected<std::vector<admin::channel_stats>, admin::api_error> broker_contro
       entry.durable = own && own->durable.value_or(false);
     } else if (auto eff = _p.registry.effective(name)) {
       entry.durable = eff->config.durable.value_or(false);
+    }
+    if (!entry.durable || entry.last_seq != 0) continue;
+    if (auto id = log_ids.find(name); id != log_ids.end()) {
+      auto last = _p.st.last_seq(id->second);
+      if (!last) return std::unexpected(store_error(last.error()));
+      entry.last_seq = *last;
     }
   }
   std::vector<admin::channel_stats> out;
@@ -207,8 +232,7 @@ std::expected<admin::publish_result, admin::api_error> broker_control::publish(s
   }
   auto r = reply.get();
   if (!r.error_code.empty()) {
-    const int status = r.error_code == "payload_too_large" ? 413 : 503;
-    return std::unexpected(admin::api_error{status, r.error_code, r.error_message});
+    return std::unexpected(admin::api_error{publish_status(r.error_code), r.error_code, r.error_message});
   }
   _http_published.fetch_add(1, std::memory_order_relaxed);
   return admin::publish_result{.epoch = r.epoch, .seq = r.seq, .duplicate = r.duplicate};
@@ -322,6 +346,18 @@ void broker_control::enforce_retention() {
   }
 }
 
+std::expected<void, admin::api_error> broker_control::readiness() const {
+  const auto h = _p.st.current_health();
+  switch (h.state) {
+    case store::health_state::ok: return {};
+    case store::health_state::full: return std::unexpected(admin::api_error{503, "store_full", h.reason});
+    case store::health_state::corrupt:
+      return std::unexpected(admin::api_error{503, "store_corrupt", h.reason});
+    case store::health_state::failed: return std::unexpected(admin::api_error{503, "store_failed", h.reason});
+  }
+  return {};
+}
+
 admin::channel_permissions broker_control::permissions(std::string_view channel) {
   const auto eff = _p.registry.snapshot()->effective(channel);
   if (!eff.config.permissions) return {};
@@ -365,6 +401,14 @@ std::string broker_control::metrics() {
   counter("durable_redeliveries_total", "Events redelivered after their ack wait.", d.redeliveries);
   counter("dead_letters_total", "Events moved to the dead-letter store.", d.dead_letters);
   counter("durable_store_errors_total", "Store errors met by the durable consumer manager.", d.store_errors);
+  const auto h = _p.st.current_health();
+  out += "# HELP switchboard_store_health 1 for the store's current health state (ok, full, corrupt, failed).\n"
+         "# TYPE switchboard_store_health gauge\n";
+  for (auto state : {store::health_state::ok, store::health_state::full, store::health_state::corrupt,
+                     store::health_state::failed}) {
+    out += fmt::format("switchboard_store_health{{state=\"{}\"}} {}\n", store::health_name(state),
+                       h.state == state ? 1 : 0);
+  }
   return out;
 }
 

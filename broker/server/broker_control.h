@@ -57,7 +57,12 @@ class broker_control final : public admin::control {
   std::expected<admin::publish_result, admin::api_error> redrive_dead_letter(std::string_view id) override;
   std::string metrics() override;
   admin::channel_permissions permissions(std::string_view channel) override;
-  bool ready() override { return true; }
+  // True when readiness() has no reason to refuse.
+  std::expected<void, admin::api_error> ready() override { return readiness(); }
+  // Why the broker is not ready, as the body /readyz should answer with: 503 with code
+  // "store_full", "store_corrupt" or "store_failed" and the store's reason (naming the file or
+  // the error). Cheap: reads the store's health cell.
+  [[nodiscard]] std::expected<void, admin::api_error> readiness() const;
 
   // Trims the log of every durable channel with a retention attribute (called periodically from
   // the server's retention thread). Never blocks a shard.

@@ -24,6 +24,10 @@ struct options {
   // RocksDB directory; ignored with memory = true.
   std::string data_dir = "./data";
   bool memory = false;
+  // Start even though the data dir's write-ahead log is damaged: keep every event that reads back,
+  // log per channel what was lost, and give every channel a new epoch. Without it (the default) a
+  // damaged log stops the start (exit 1) with a message naming the file, and nothing is changed.
+  bool recover = false;
   // Router shard threads; 0 = hardware threads - 1 (at least 1). More shards = more parallel
   // channels, but each shard is one more thread competing for cores.
   unsigned shards = 0;
@@ -31,8 +35,10 @@ struct options {
   std::size_t max_payload_bytes = 1 << 20;
   // Events a subscriber connection may have queued in the broker before its slow-consumer policy
   // applies. Larger = more tolerance for bursts, more memory per slow client. The default, 524288,
-  // is 64 MiB of 128-byte events: what NATS allows a subscriber (max_pending 64 MB) before it calls
-  // it slow, so a subscriber briefly slower than a full-speed publisher is not cut off.
+  // is NATS's max_pending in 128-byte events (64 MB of payload), so a subscriber briefly slower than
+  // a full-speed publisher is not cut off. Its real cost is about 150 MB of broker RSS per full
+  // queue of 128-byte events — events x (payload + ~150 B), ZeroMQ's buffers included (measured,
+  // docs/PERFORMANCE.md).
   std::size_t subscriber_queue = 1 << 19;
   // Batches (ZeroMQ messages) the socket buffers per client before the broker's own per-client
   // queue starts to fill; this adds to subscriber_queue. Smaller = slow consumers detected sooner.

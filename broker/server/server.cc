@@ -80,6 +80,37 @@ class consumer_notifier final : public router::sync_listener {
   durable::consumer_manager::notifier& _n;
 };
 
+// Logs what a --recover start found: one warning per channel with a history.
+void report_recovery(const store::recovery_report& r) {
+  if (!r.recovered) return;
+  std::string files;
+  for (const auto& f : r.damaged_files) files += (files.empty() ? "" : ", ") + f;
+  spdlog::warn("recover: the write-ahead log {} was damaged; recovered by {}; {} channel(s) with a history",
+               files, r.mode, r.channels.size());
+  for (const auto& c : r.channels) {
+    const std::string epochs = fmt::format(
+        "epoch {} -> {}", c.old_epoch,
+        c.new_epoch == 0 ? std::string("none (the channel's id was lost)") : std::to_string(c.new_epoch));
+    if (r.mode != "point_in_time" && c.lost_events > 0) {
+      // Records were skipped, not cut: the kept log may have holes rather than a lost tail.
+      spdlog::warn(
+          "recover: channel \"{}\": {} event(s) that read back in the damaged log are missing (holes); "
+          "last seq {} -> {}; {}",
+          c.name, c.lost_events, c.last_seq_before, c.last_seq_after, epochs);
+    } else if (c.last_seq_after < c.last_seq_before || c.lost_events > 0) {
+      spdlog::warn(
+          "recover: channel \"{}\": events after seq {} are gone (the damaged log showed seqs up to {}; "
+          "{} event(s) that still read back there could not be kept); {}",
+          c.name, c.last_seq_after, c.last_seq_before, c.lost_events, epochs);
+    } else {
+      spdlog::warn(
+          "recover: channel \"{}\": no loss seen (last seq {}); {} all the same: events inside the "
+          "damaged bytes cannot be told apart by channel",
+          c.name, c.last_seq_after, epochs);
+    }
+  }
+}
+
 }  // namespace
 
 struct server::impl {
@@ -130,9 +161,19 @@ std::expected<std::unique_ptr<server>, start_error> server::start(const options&
   if (!tokens) return std::unexpected(start_error{tokens.error(), true});
   p->tokens = std::move(*tokens);
 
-  auto st = opts.memory ? store::store::open_memory() : store::store::open_rocksdb(opts.data_dir);
-  if (!st) return std::unexpected(start_error{"cannot open the store in " + opts.data_dir + ": " + st.error().message});
+  store::store_options so;
+  so.on_damaged_wal = opts.recover ? store::wal_recovery::recover : store::wal_recovery::refuse;
+  auto st = opts.memory ? store::store::open_memory(so) : store::store::open_rocksdb(opts.data_dir, so);
+  if (!st) {
+    std::string message = "cannot open the store in " + opts.data_dir + ": " + st.error().message;
+    if (st.error().code == store::errc::corruption && !opts.recover) {
+      message +=
+          "; to start from what still reads back (losses are reported per channel), run once with --recover";
+    }
+    return std::unexpected(start_error{std::move(message)});
+  }
   p->st = std::move(*st);
+  report_recovery(p->st->recovery());
   p->st->start();
 
   channels::registry_defaults defaults;

@@ -53,6 +53,9 @@ class memory_store final : public store {
   [[nodiscard]] std::expected<std::uint64_t, error> trim(std::uint64_t channel_id, const retention& r,
                                                          std::uint64_t now_ns) override;
   [[nodiscard]] std::expected<std::uint64_t, error> wipe(std::uint64_t channel_id) override;
+  // Always ok: memory has no disk to fill or damage (allocation failure ends the process).
+  [[nodiscard]] health current_health() const override { return {}; }
+  [[nodiscard]] const recovery_report& recovery() const override { return _no_recovery; }
 
  private:
   using log = std::map<std::uint64_t, stored_event>;
@@ -66,6 +69,7 @@ class memory_store final : public store {
   std::unordered_map<std::uint64_t, std::uint64_t> _epochs;
   std::unordered_map<std::uint64_t, log> _logs;
   std::mt19937_64 _random;
+  const recovery_report _no_recovery;
 
   detail::group_commit _commits;  // last: its thread must stop before the maps go away
 };

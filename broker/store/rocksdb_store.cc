@@ -2,13 +2,20 @@
 
 #include "broker/store/checks.h"
 
+#include <cstdarg>
+#include <cstdio>
 #include <filesystem>
 #include <system_error>
 #include <utility>
 
 #include <rocksdb/db.h>
+#include <rocksdb/env.h>
+#include <rocksdb/listener.h>
 #include <rocksdb/options.h>
+#include <rocksdb/sst_file_manager.h>
+#include <rocksdb/sst_file_reader.h>
 #include <rocksdb/write_batch.h>
+#include <spdlog/spdlog.h>
 
 namespace switchboard::store {
 namespace {
@@ -20,16 +27,126 @@ constexpr std::string_view channel_id_prefix = "store.channel_id.";
 constexpr std::string_view epoch_prefix = "store.epoch.";
 constexpr std::size_t event_header_bytes = 8 + 2;
 
-error to_error(const rocksdb::Status& s, std::string_view what) {
-  errc code = errc::internal;
-  if (s.IsIOError() || s.IsNoSpace())
-    code = errc::io;
-  else if (s.IsCorruption())
-    code = errc::corruption;
-  else if (s.IsInvalidArgument() || s.IsNotSupported())
-    code = errc::invalid_argument;
-  return error{code, std::string(what) + ": " + s.ToString()};
+errc code_of(const rocksdb::Status& s) {
+  if (s.IsNoSpace()) return errc::full;  // IOError with subcode kNoSpace: test before IsIOError
+  if (s.IsIOError()) return errc::io;
+  if (s.IsCorruption()) return errc::corruption;
+  if (s.IsInvalidArgument() || s.IsNotSupported()) return errc::invalid_argument;
+  return errc::internal;
 }
+
+error to_error(const rocksdb::Status& s, std::string_view what) {
+  const errc code = code_of(s);
+  std::string message(what);
+  message += code == errc::full ? ": the data disk is full: " : ": ";
+  message += s.ToString();
+  return error{code, std::move(message)};
+}
+
+// The store's health, written by store calls and RocksDB's listener threads, read by anyone.
+class health_cell {
+ public:
+  [[nodiscard]] health get() const {
+    std::lock_guard lock(_mutex);
+    return _health;
+  }
+  // Corruption is sticky (only an operator clears it); full and failed replace each other.
+  void set(health_state state, std::string reason) {
+    std::lock_guard lock(_mutex);
+    if (_health.state == health_state::corrupt || _health.state == state) return;
+    _health = health{state, std::move(reason)};
+    spdlog::error("store: {}: {}", health_name(_health.state), _health.reason);
+  }
+  // Writes work again: a full or failed store is ok (a corrupt one stays corrupt).
+  void writes_work() {
+    std::lock_guard lock(_mutex);
+    if (_health.state != health_state::full && _health.state != health_state::failed) return;
+    spdlog::warn("store: writes work again (was {}: {})", health_name(_health.state), _health.reason);
+    _health = health{};
+  }
+
+ private:
+  mutable std::mutex _mutex;  // guards _health
+  health _health;
+};
+
+// RocksDB's info log, sent to spdlog (warnings and errors only) instead of a LOG file in the data
+// dir: on a full disk RocksDB's own file logger hits an assertion after its first failed append.
+// Also remembers the WAL files RocksDB reports dropping bytes from during recovery, which is the
+// only place RocksDB names the damaged file. Thread-safe: RocksDB threads log concurrently.
+class spdlog_logger final : public rocksdb::Logger {
+ public:
+  spdlog_logger() : rocksdb::Logger(rocksdb::InfoLogLevel::WARN_LEVEL) {}
+  using rocksdb::Logger::Logv;
+  void Logv(const char* format, va_list ap) override { Logv(rocksdb::InfoLogLevel::INFO_LEVEL, format, ap); }
+  void Logv(const rocksdb::InfoLogLevel level, const char* format, va_list ap) override {
+    if (level < GetInfoLogLevel()) return;
+    std::array<char, 1024> buf{};
+    const int n = std::vsnprintf(buf.data(), buf.size(), format, ap);
+    if (n < 0) return;
+    std::string_view line(buf.data(), std::min<std::size_t>(static_cast<std::size_t>(n), buf.size() - 1));
+    if (line.starts_with('[')) {  // "[db/db_impl/db_impl_open.cc:982] " is noise for operators
+      if (const auto end = line.find("] "); end != std::string_view::npos) line.remove_prefix(end + 2);
+    }
+    remember_damaged_wal(line);
+    if (level >= rocksdb::InfoLogLevel::ERROR_LEVEL) {
+      spdlog::error("rocksdb: {}", line);
+    } else {
+      spdlog::warn("rocksdb: {}", line);
+    }
+  }
+  [[nodiscard]] std::vector<std::string> damaged_wal_files() const {
+    std::lock_guard lock(_mutex);
+    return _damaged;
+  }
+  void forget_damaged_wal_files() {
+    std::lock_guard lock(_mutex);
+    _damaged.clear();
+  }
+
+ private:
+  // "[(ignoring error) ]<path>.log: dropping N bytes; Corruption: …" (db_impl_open.cc LogReporter).
+  void remember_damaged_wal(std::string_view line) {
+    constexpr std::string_view ignoring = "(ignoring error) ";
+    if (line.starts_with(ignoring)) line.remove_prefix(ignoring.size());
+    const auto at = line.find(": dropping ");
+    if (at == std::string_view::npos) return;
+    const std::string_view file = line.substr(0, at);
+    if (!file.ends_with(".log")) return;
+    std::lock_guard lock(_mutex);
+    if (std::find(_damaged.begin(), _damaged.end(), file) == _damaged.end()) _damaged.emplace_back(file);
+  }
+
+  mutable std::mutex _mutex;  // guards _damaged
+  std::vector<std::string> _damaged;
+};
+
+// Keeps the health cell in step with RocksDB's background error handler. Called on RocksDB's
+// threads, some with its DB mutex held: it only updates the cell.
+class health_listener final : public rocksdb::EventListener {
+ public:
+  explicit health_listener(std::shared_ptr<health_cell> cell) : _cell(std::move(cell)) {}
+  void OnBackgroundError(rocksdb::BackgroundErrorReason, rocksdb::Status* status) override {
+    if (status == nullptr || status->ok()) return;
+    if (status->IsNoSpace()) {
+      // A compaction without space is a soft error (writes continue); a WAL write or a flush
+      // without space stops writes until RocksDB's recovery finds space again.
+      if (status->severity() >= rocksdb::Status::Severity::kHardError) {
+        _cell->set(health_state::full, "the data disk is full: " + status->ToString());
+      }
+    } else if (status->IsCorruption()) {
+      _cell->set(health_state::corrupt, status->ToString());
+    } else if (status->severity() >= rocksdb::Status::Severity::kHardError) {
+      _cell->set(health_state::failed, "writes stopped: " + status->ToString());
+    }
+  }
+  void OnErrorRecoveryEnd(const rocksdb::BackgroundErrorRecoveryInfo& info) override {
+    if (info.new_bg_error.ok()) _cell->writes_work();
+  }
+
+ private:
+  std::shared_ptr<health_cell> _cell;
+};
 
 void put_be64(std::string& out, std::uint64_t v) {
   for (int shift = 56; shift >= 0; shift -= 8) out.push_back(static_cast<char>(v >> shift));
@@ -97,6 +214,9 @@ struct rocksdb_store::handles {
   std::unique_ptr<rocksdb::DB> db;
   std::array<rocksdb::ColumnFamilyHandle*, kind_count> cf{};
   rocksdb::ColumnFamilyHandle* default_cf = nullptr;
+  rocksdb::Options options;  // what the DB was opened with (SstFileReader needs the same)
+  std::shared_ptr<health_cell> health = std::make_shared<health_cell>();
+  std::shared_ptr<spdlog_logger> logger = std::make_shared<spdlog_logger>();
 
   handles() = default;
   handles(const handles&) = delete;
@@ -110,6 +230,7 @@ struct rocksdb_store::handles {
     (void)db->Close();
   }
   rocksdb::ColumnFamilyHandle* operator[](kind k) const { return cf[static_cast<std::size_t>(k)]; }
+  rocksdb::Status open(const std::string& dir, bool read_only);
 };
 
 std::expected<std::unique_ptr<store>, error> store::open_rocksdb(const std::string& dir,
@@ -119,53 +240,288 @@ std::expected<std::unique_ptr<store>, error> store::open_rocksdb(const std::stri
   return std::unique_ptr<store>(std::move(*s));
 }
 
+// Opens the DB with `options`; on failure nothing is held.
+rocksdb::Status rocksdb_store::handles::open(const std::string& dir, bool read_only) {
+  rocksdb::ColumnFamilyOptions cf_options(options);
+  std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
+  descriptors.emplace_back(rocksdb::kDefaultColumnFamilyName, cf_options);
+  for (const char* name : cf_names) descriptors.emplace_back(name, cf_options);
+  std::vector<rocksdb::ColumnFamilyHandle*> raw_handles;
+  rocksdb::DB* raw_db = nullptr;
+  const rocksdb::DBOptions db_options(options);
+  const rocksdb::Status s =
+      read_only ? rocksdb::DB::OpenForReadOnly(db_options, dir, descriptors, &raw_handles, &raw_db)
+                : rocksdb::DB::Open(db_options, dir, descriptors, &raw_handles, &raw_db);
+  if (!s.ok()) return s;
+  db.reset(raw_db);
+  default_cf = raw_handles[0];
+  for (std::size_t i = 0; i < kind_count; ++i) cf[i] = raw_handles[i + 1];
+  return s;
+}
+
+namespace {
+
+// What a data dir holds, counted in one pass: per channel id the number of events and the highest
+// seq, the name → id and id → epoch maps, and the highest channel id anything uses.
+struct log_census {
+  std::map<std::uint64_t, std::pair<std::uint64_t, std::uint64_t>> events;  // id → (count, last seq)
+  std::map<std::string, std::uint64_t> ids;                                 // name → id
+  std::map<std::uint64_t, std::uint64_t> epochs;                            // id → epoch
+  std::uint64_t max_id = 0;
+  std::uint64_t next_id = 0;  // the stored next id, 0 when absent
+};
+
+std::expected<log_census, rocksdb::Status> take_census(rocksdb::DB& db, rocksdb::ColumnFamilyHandle* events,
+                                                       rocksdb::ColumnFamilyHandle* meta) {
+  log_census c;
+  {
+    std::unique_ptr<rocksdb::Iterator> it(db.NewIterator(rocksdb::ReadOptions(), events));
+    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      if (it->key().size() != 16) continue;
+      const std::uint64_t id = get_be64(it->key().data());
+      auto& [count, last] = c.events[id];
+      ++count;
+      last = std::max(last, get_be64(it->key().data() + 8));
+      c.max_id = std::max(c.max_id, id);
+    }
+    if (!it->status().ok()) return std::unexpected(it->status());
+  }
+  std::unique_ptr<rocksdb::Iterator> it(db.NewIterator(rocksdb::ReadOptions(), meta));
+  for (it->Seek(slice(reserved_meta_prefix)); it->Valid(); it->Next()) {
+    const std::string_view key(it->key().data(), it->key().size());
+    if (!key.starts_with(reserved_meta_prefix)) break;
+    if (it->value().size() != 8) continue;
+    const std::uint64_t v = get_be64(it->value().data());
+    if (key.starts_with(channel_id_prefix)) {
+      c.ids.emplace(key.substr(channel_id_prefix.size()), v);
+      c.max_id = std::max(c.max_id, v);
+    } else if (key.starts_with(epoch_prefix) && key.size() == epoch_prefix.size() + 8) {
+      c.epochs.emplace(get_be64(key.data() + epoch_prefix.size()), v);
+    } else if (key == next_channel_id_key) {
+      c.next_id = v;
+    }
+  }
+  if (!it->status().ok()) return std::unexpected(it->status());
+  return c;
+}
+
+std::string joined(const std::vector<std::string>& files) {
+  std::string out;
+  for (const auto& f : files) out += (out.empty() ? "" : ", ") + f;
+  return out;
+}
+
+}  // namespace
+
 // Options chosen for a write-heavy append log with small config families:
 // - OptimizeLevelStyleCompaction(memtable budget): sized write buffers and level targets.
 // - max_background_jobs (default 2): flush + compaction threads, kept off the router cores.
 // - bytes_per_sync (default 1 MiB): incremental SST syncs, so flushes do not stall WAL fsyncs.
 // - create_if_missing / create_missing_column_families: the first open creates every kind.
+// - info_log to spdlog, an explicit SstFileManager and a listener: see the header (disk failures).
+// - wal_recovery_mode kTolerateCorruptedTailRecords: a torn last record (crash mid-write) is
+//   dropped, any other damage refuses the open instead of silently replaying up to it.
 std::expected<std::unique_ptr<rocksdb_store>, error> rocksdb_store::open(const std::string& dir,
                                                                          const store_options& options) {
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   if (ec) return std::unexpected(error{errc::io, "open " + dir + ": " + ec.message()});
 
-  rocksdb::Options db_options;
+  auto h = std::make_unique<handles>();
+  rocksdb::Options& db_options = h->options;
   db_options.create_if_missing = true;
   db_options.create_missing_column_families = true;
   db_options.max_background_jobs = options.max_background_jobs;
   db_options.bytes_per_sync = options.bytes_per_sync;
   db_options.OptimizeLevelStyleCompaction(options.memtable_budget_bytes);
+  db_options.info_log = h->logger;
+  db_options.listeners.push_back(std::make_shared<health_listener>(h->health));
+  db_options.sst_file_manager.reset(rocksdb::NewSstFileManager(rocksdb::Env::Default(), db_options.info_log));
+  db_options.wal_recovery_mode = rocksdb::WALRecoveryMode::kTolerateCorruptedTailRecords;
 
-  rocksdb::ColumnFamilyOptions cf_options(db_options);
-  std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
-  descriptors.emplace_back(rocksdb::kDefaultColumnFamilyName, cf_options);
-  for (const char* name : cf_names) descriptors.emplace_back(name, cf_options);
+  rocksdb::Status s = h->open(dir, false);
+  if (s.ok()) return std::unique_ptr<rocksdb_store>(new rocksdb_store(std::move(h), options));
+  const auto damaged = h->logger->damaged_wal_files();
+  if (!s.IsCorruption() || damaged.empty()) return std::unexpected(to_error(s, "open " + dir));
+  if (options.on_damaged_wal == wal_recovery::refuse) {
+    return std::unexpected(
+        error{errc::corruption,
+              "the write-ahead log " + joined(damaged) + " is damaged (" + s.ToString() +
+                  "): replaying it only up to the damage would drop acknowledged events, so the store in " +
+                  dir + " was not opened and nothing on disk was changed"});
+  }
 
-  std::vector<rocksdb::ColumnFamilyHandle*> raw_handles;
-  rocksdb::DB* raw_db = nullptr;
-  const rocksdb::Status s =
-      rocksdb::DB::Open(rocksdb::DBOptions(db_options), dir, descriptors, &raw_handles, &raw_db);
-  if (!s.ok()) return std::unexpected(to_error(s, "open " + dir));
+  // Recovery. First what the damaged log still holds when every readable record is replayed
+  // (read-only: nothing is written), then the real open, then the difference per channel.
+  recovery_report report;
+  report.recovered = true;
+  report.damaged_files = damaged;
+  std::optional<log_census> before;
+  {
+    handles salvage;
+    salvage.options = h->options;
+    salvage.options.listeners.clear();
+    salvage.options.sst_file_manager.reset();
+    salvage.options.wal_recovery_mode = rocksdb::WALRecoveryMode::kSkipAnyCorruptedRecords;
+    if (auto rs = salvage.open(dir, true); !rs.ok()) {
+      spdlog::warn("store: cannot read the damaged log for the loss report: {}", rs.ToString());
+    } else if (auto census = take_census(*salvage.db, salvage[kind::events], salvage[kind::meta]); census) {
+      before = std::move(*census);
+    }
+  }
+  db_options.wal_recovery_mode = rocksdb::WALRecoveryMode::kPointInTimeRecovery;
+  report.mode = "point_in_time";
+  s = h->open(dir, false);
+  if (s.IsCorruption()) {
+    // Point in time is impossible when a column family was flushed past the damage; keep every
+    // record that reads back instead.
+    db_options.wal_recovery_mode = rocksdb::WALRecoveryMode::kSkipAnyCorruptedRecords;
+    report.mode = "skip_corrupted_records";
+    s = h->open(dir, false);
+  }
+  if (!s.ok()) return std::unexpected(to_error(s, "recover " + dir));
+  auto after = take_census(*h->db, (*h)[kind::events], (*h)[kind::meta]);
+  if (!after) return std::unexpected(to_error(after.error(), "recover " + dir));
 
-  auto h = std::make_unique<handles>();
-  h->db.reset(raw_db);
-  h->default_cf = raw_handles[0];
-  for (std::size_t i = 0; i < kind_count; ++i) h->cf[i] = raw_handles[i + 1];
-  return std::unique_ptr<rocksdb_store>(new rocksdb_store(std::move(h), options));
+  // Channel ids are never reused: the next id goes above every id still named or used by an event.
+  if (after->next_id <= after->max_id) {
+    rocksdb::WriteOptions w;
+    w.sync = true;
+    const auto ws = h->db->Put(w, (*h)[kind::meta], slice(next_channel_id_key), be64(after->max_id + 1));
+    if (!ws.ok()) {
+      return std::unexpected(to_error(ws, "recover " + dir));
+    }
+  }
+
+  std::map<std::string, channel_recovery> by_name;
+  const log_census empty;
+  const log_census& b = before ? *before : empty;
+  auto stats = [](const log_census& c, std::uint64_t id) {
+    auto it = c.events.find(id);
+    return it == c.events.end() ? std::pair<std::uint64_t, std::uint64_t>{0, 0} : it->second;
+  };
+  for (const auto& [name, id] : b.ids) {
+    auto& r = by_name[name];
+    r.name = name;
+    r.channel_id = id;
+    std::tie(std::ignore, r.last_seq_before) = stats(b, id);
+  }
+  for (const auto& [name, id] : after->ids) {
+    auto& r = by_name[name];
+    r.name = name;
+    const auto before_id = r.channel_id;
+    r.channel_id = id;
+    const auto [count_after, last_after] = stats(*after, id);
+    const auto [count_before, last_before] =
+        before_id == id ? stats(b, id) : std::pair<std::uint64_t, std::uint64_t>{};
+    r.last_seq_before = std::max(last_before, last_after);
+    r.last_seq_after = last_after;
+    r.lost_events = count_before > count_after ? count_before - count_after : 0;
+    if (auto e = after->epochs.find(id); e != after->epochs.end()) r.old_epoch = e->second;
+  }
+  for (auto& [name, r] : by_name) {
+    if (!after->ids.contains(name)) {  // the channel's id was lost with the log: so were its events
+      const auto [count_before, last_before] = stats(b, r.channel_id);
+      r.lost_events = count_before;
+      r.last_seq_before = last_before;
+      if (auto e = b.epochs.find(r.channel_id); e != b.epochs.end()) r.old_epoch = e->second;
+      r.channel_id = 0;
+    }
+    report.channels.push_back(std::move(r));
+  }
+
+  auto st = std::unique_ptr<rocksdb_store>(new rocksdb_store(std::move(h), options));
+  if (auto ok = st->finish_recovery(std::move(report)); !ok) return std::unexpected(std::move(ok.error()));
+  return st;
+}
+
+std::expected<void, error> rocksdb_store::finish_recovery(recovery_report report) {
+  std::lock_guard lock(_ids_mutex);
+  for (auto& r : report.channels) {
+    // Every channel that still has a history moves to a new epoch, not only those with a visible
+    // loss: events inside the damaged bytes cannot be attributed to a channel, and a re-used
+    // (epoch, seq) must be impossible.
+    if (r.channel_id == 0) continue;
+    if (r.old_epoch == 0 && r.last_seq_after == 0) continue;  // never had a log
+    auto e = store_new_epoch(r.channel_id, r.old_epoch, false);
+    if (!e) return std::unexpected(std::move(e.error()));
+    r.new_epoch = *e;
+  }
+  _recovery = std::move(report);
+  return {};
 }
 
 rocksdb_store::rocksdb_store(std::unique_ptr<handles> db, const store_options& options)
     : _db(std::move(db)),
       _sync(options.sync),
       _random(std::random_device{}()),
+      _verify_on_start(options.verify_on_start),
       _commits(options.max_queued_events,
                [this](const std::vector<detail::pending_append>& group) { return write_group(group); }) {}
 
 rocksdb_store::~rocksdb_store() { stop(); }
 
-void rocksdb_store::start() { _commits.start(); }
-void rocksdb_store::stop() { _commits.stop(); }
+void rocksdb_store::start() {
+  _commits.start();
+  std::lock_guard lock(_lifecycle);
+  if (_verify_on_start && !_verifier.joinable() && !_stopped) {
+    _verifier = std::jthread([this](std::stop_token stop) { verify_files(stop); });
+  }
+}
+
+void rocksdb_store::stop() {
+  _commits.stop();
+  std::jthread verifier;
+  {
+    std::lock_guard lock(_lifecycle);
+    _stopped = true;
+    verifier = std::move(_verifier);
+  }
+  if (verifier.joinable()) {
+    verifier.request_stop();
+    verifier.join();
+  }
+}
+
+health rocksdb_store::current_health() const { return _db->health->get(); }
+
+error rocksdb_store::fail(const rocksdb::Status& s, std::string_view what) const {
+  error e = to_error(s, what);
+  if (e.code == errc::full) {
+    _db->health->set(health_state::full, e.message);
+  } else if (e.code == errc::corruption) {
+    _db->health->set(health_state::corrupt, e.message);
+  }
+  return e;
+}
+
+void rocksdb_store::verify_files(const std::stop_token& stop) {
+  std::vector<rocksdb::LiveFileMetaData> files;
+  _db->db->GetLiveFilesMetaData(&files);
+  rocksdb::Options reader_options = _db->options;
+  reader_options.info_log = std::make_shared<spdlog_logger>();  // its warnings are about the reader,
+  reader_options.info_log->SetInfoLogLevel(rocksdb::InfoLogLevel::ERROR_LEVEL);  // not the data
+  std::size_t checked = 0;
+  for (const auto& f : files) {
+    if (stop.stop_requested()) return;
+    const std::string path = f.directory + "/" + f.relative_filename;
+    rocksdb::SstFileReader reader(reader_options);
+    auto s = reader.Open(path);
+    if (s.ok()) s = reader.VerifyChecksum();
+    if (s.ok()) {
+      ++checked;
+      continue;
+    }
+    std::error_code ec;
+    if (!std::filesystem::exists(path, ec)) continue;  // compacted away meanwhile
+    if (s.IsCorruption()) {
+      _db->health->set(health_state::corrupt, "SST file " + path + " is damaged: " + s.ToString());
+    } else {
+      spdlog::warn("store: cannot check SST file {}: {}", path, s.ToString());
+    }
+  }
+  spdlog::debug("store: checked the block checksums of {} SST file(s)", checked);
+}
 
 namespace {
 rocksdb::WriteOptions synced() {
@@ -178,7 +534,7 @@ rocksdb::WriteOptions synced() {
 std::expected<void, error> rocksdb_store::put_config(kind k, std::string_view key, std::string_view value) {
   if (auto ok = detail::check_config_key(k, key, true); !ok) return ok;
   const auto s = _db->db->Put(synced(), (*_db)[k], slice(key), slice(value));
-  if (!s.ok()) return std::unexpected(to_error(s, "put_config"));
+  if (!s.ok()) return std::unexpected(fail(s, "put_config"));
   return {};
 }
 
@@ -187,14 +543,14 @@ std::expected<std::optional<std::string>, error> rocksdb_store::get_config(kind 
   std::string value;
   const auto s = _db->db->Get(rocksdb::ReadOptions(), (*_db)[k], slice(key), &value);
   if (s.IsNotFound()) return std::optional<std::string>();
-  if (!s.ok()) return std::unexpected(to_error(s, "get_config"));
+  if (!s.ok()) return std::unexpected(fail(s, "get_config"));
   return std::optional<std::string>(std::move(value));
 }
 
 std::expected<void, error> rocksdb_store::delete_config(kind k, std::string_view key) {
   if (auto ok = detail::check_config_key(k, key, true); !ok) return ok;
   const auto s = _db->db->Delete(synced(), (*_db)[k], slice(key));
-  if (!s.ok()) return std::unexpected(to_error(s, "delete_config"));
+  if (!s.ok()) return std::unexpected(fail(s, "delete_config"));
   return {};
 }
 
@@ -206,7 +562,7 @@ std::expected<std::vector<std::pair<std::string, std::string>>, error> rocksdb_s
     const std::string_view key(it->key().data(), it->key().size());
     if (!detail::is_reserved(k, key)) out.emplace_back(key, it->value().ToString());
   }
-  if (!it->status().ok()) return std::unexpected(to_error(it->status(), "list_configs"));
+  if (!it->status().ok()) return std::unexpected(fail(it->status(), "list_configs"));
   return out;
 }
 
@@ -223,7 +579,7 @@ std::expected<std::uint64_t, error> rocksdb_store::channel_id(std::string_view n
     _channel_ids.emplace(name, id);
     return id;
   }
-  if (!s.ok() && !s.IsNotFound()) return std::unexpected(to_error(s, "channel_id"));
+  if (!s.ok() && !s.IsNotFound()) return std::unexpected(fail(s, "channel_id"));
   if (s.ok()) return std::unexpected(error{errc::corruption, "channel_id: bad stored id"});
 
   std::uint64_t id = 1;
@@ -231,13 +587,13 @@ std::expected<std::uint64_t, error> rocksdb_store::channel_id(std::string_view n
   if (s.ok() && value.size() == 8)
     id = get_be64(value.data());
   else if (!s.IsNotFound())
-    return std::unexpected(to_error(s, "channel_id: next id"));
+    return std::unexpected(fail(s, "channel_id: next id"));
 
   rocksdb::WriteBatch batch;
   batch.Put(meta, name_key, be64(id));
   batch.Put(meta, slice(next_channel_id_key), be64(id + 1));
   s = _db->db->Write(synced(), &batch);
-  if (!s.ok()) return std::unexpected(to_error(s, "channel_id"));
+  if (!s.ok()) return std::unexpected(fail(s, "channel_id"));
   _channel_ids.emplace(name, id);
   return id;
 }
@@ -251,7 +607,7 @@ std::expected<std::vector<std::pair<std::string, std::uint64_t>>, error> rocksdb
     if (it->value().size() != 8) return std::unexpected(error{errc::corruption, "list_channels: bad stored id"});
     out.emplace_back(key.substr(channel_id_prefix.size()), get_be64(it->value().data()));
   }
-  if (!it->status().ok()) return std::unexpected(to_error(it->status(), "list_channels"));
+  if (!it->status().ok()) return std::unexpected(fail(it->status(), "list_channels"));
   return out;
 }
 
@@ -260,7 +616,7 @@ std::expected<std::optional<std::uint64_t>, error> rocksdb_store::load_epoch(std
   std::string value;
   const auto s = _db->db->Get(rocksdb::ReadOptions(), (*_db)[kind::meta], epoch_key(channel_id), &value);
   if (s.IsNotFound()) return std::optional<std::uint64_t>();
-  if (!s.ok()) return std::unexpected(to_error(s, "epoch"));
+  if (!s.ok()) return std::unexpected(fail(s, "epoch"));
   if (value.size() != 8) return std::unexpected(error{errc::corruption, "epoch: bad stored epoch"});
   const std::uint64_t e = get_be64(value.data());
   _epochs.emplace(channel_id, e);
@@ -277,7 +633,7 @@ std::expected<std::uint64_t, error> rocksdb_store::store_new_epoch(std::uint64_t
   }
   batch.Put((*_db)[kind::meta], epoch_key(channel_id), be64(e));
   const auto s = _db->db->Write(synced(), &batch);
-  if (!s.ok()) return std::unexpected(to_error(s, wipe_log ? "wipe" : "epoch"));
+  if (!s.ok()) return std::unexpected(fail(s, wipe_log ? "wipe" : "epoch"));
   _epochs.insert_or_assign(channel_id, e);
   return e;
 }
@@ -310,13 +666,14 @@ std::expected<void, error> rocksdb_store::write_group(const std::vector<detail::
     for (const append_request& r : p.batch) {
       encode_event(value, r);
       const auto s = batch.Put(events, event_key(r.channel_id, r.seq), value);
-      if (!s.ok()) return std::unexpected(to_error(s, "append"));
+      if (!s.ok()) return std::unexpected(fail(s, "append"));
     }
   }
   rocksdb::WriteOptions w;
   w.sync = _sync;
   const auto s = _db->db->Write(w, &batch);
-  if (!s.ok()) return std::unexpected(to_error(s, "append"));
+  if (!s.ok()) return std::unexpected(fail(s, "append"));
+  _db->health->writes_work();
   return {};
 }
 
@@ -341,7 +698,7 @@ std::expected<std::vector<stored_event>, error> rocksdb_store::read(std::uint64_
     out.push_back(stored_event{get_be64(it->key().data() + 8), ev->time_ns, std::string(ev->key),
                                std::string(ev->payload)});
   }
-  if (!it->status().ok()) return std::unexpected(to_error(it->status(), "read"));
+  if (!it->status().ok()) return std::unexpected(fail(it->status(), "read"));
   return out;
 }
 
@@ -371,14 +728,14 @@ struct channel_iterator {
 std::expected<std::uint64_t, error> rocksdb_store::first_seq(std::uint64_t channel_id) {
   channel_iterator c(*_db->db, (*_db)[kind::events], channel_id);
   c.it->SeekToFirst();
-  if (!c.it->status().ok()) return std::unexpected(to_error(c.it->status(), "first_seq"));
+  if (!c.it->status().ok()) return std::unexpected(fail(c.it->status(), "first_seq"));
   return c.it->Valid() ? c.seq() : 0;
 }
 
 std::expected<std::uint64_t, error> rocksdb_store::last_seq(std::uint64_t channel_id) {
   channel_iterator c(*_db->db, (*_db)[kind::events], channel_id);
   c.it->SeekToLast();
-  if (!c.it->status().ok()) return std::unexpected(to_error(c.it->status(), "last_seq"));
+  if (!c.it->status().ok()) return std::unexpected(fail(c.it->status(), "last_seq"));
   return c.it->Valid() ? c.seq() : 0;
 }
 
@@ -389,7 +746,7 @@ std::expected<std::uint64_t, error> rocksdb_store::trim(std::uint64_t channel_id
   auto& it = *c.it;
   it.SeekToFirst();
   if (!it.Valid()) {
-    if (!it.status().ok()) return std::unexpected(to_error(it.status(), "trim"));
+    if (!it.status().ok()) return std::unexpected(fail(it.status(), "trim"));
     return 0;
   }
   const std::uint64_t first = c.seq();
@@ -419,17 +776,17 @@ std::expected<std::uint64_t, error> rocksdb_store::trim(std::uint64_t channel_id
       bytes += size;
     }
   }
-  if (!it.status().ok()) return std::unexpected(to_error(it.status(), "trim"));
+  if (!it.status().ok()) return std::unexpected(fail(it.status(), "trim"));
   if (cut == first) return 0;
 
   std::uint64_t removed = 0;
   for (it.SeekToFirst(); it.Valid() && c.seq() < cut; it.Next()) ++removed;
-  if (!it.status().ok()) return std::unexpected(to_error(it.status(), "trim"));
+  if (!it.status().ok()) return std::unexpected(fail(it.status(), "trim"));
 
   rocksdb::WriteBatch batch;
   batch.DeleteRange((*_db)[kind::events], event_key(channel_id, 0), event_key(channel_id, cut));
   const auto s = _db->db->Write(synced(), &batch);
-  if (!s.ok()) return std::unexpected(to_error(s, "trim"));
+  if (!s.ok()) return std::unexpected(fail(s, "trim"));
   return removed;
 }
 

@@ -9,6 +9,17 @@
 //           "store.next_channel_id"     → be64(next id to hand out)
 //           "store.epoch." + be64(id)   → be64(epoch)
 //   channels / subscriptions / dead_letters: the caller's key → the caller's value
+//
+// Failures of the disk (see store.h, health_state):
+// - RocksDB's own info log goes to spdlog, never to a file in the data dir: on a full disk that
+//   file's failed append is what aborted RocksDB (an assertion in its WritableFileWriter).
+// - No space: writes fail with errc::full and health() says `full`; RocksDB's background error
+//   handler, driven by the SstFileManager set here, polls for free space and resumes writes by
+//   itself (it needs one write buffer, 16 MiB with the default memtable budget, free). Nothing
+//   acknowledged is lost: a failed group was never acknowledged, and what was synced stays synced.
+// - A WAL damaged before its last record refuses the open (wal_recovery::refuse) naming the file;
+//   a torn last record (a crash mid-write) is tolerated as before.
+// - start() checks the block checksums of every SST file on a background thread.
 #pragma once
 
 #include "broker/store/group_commit.h"
@@ -22,12 +33,15 @@
 #include <mutex>
 #include <optional>
 #include <random>
+#include <stop_token>
 #include <string>
+#include <thread>
 #include <unordered_map>
 
 namespace rocksdb {
 class DB;
 class ColumnFamilyHandle;
+class Status;
 }  // namespace rocksdb
 
 namespace switchboard::store {
@@ -39,6 +53,7 @@ namespace switchboard::store {
 // Concurrency: RocksDB itself is thread-safe. `_ids_mutex` guards the channel-id and epoch caches
 // and makes get-or-create of ids and epochs atomic. The store thread is the only writer of events
 // except trim()/wipe(), which delete ranges below what the store thread writes (see store).
+// Health is a small mutex-guarded cell shared with RocksDB's listener threads (handles::health).
 //
 // Limitations: trim() leaves range tombstones that compaction clears later; a channel trimmed very
 // often by tiny amounts accumulates them until then. Channel id 2^64-1 is not usable.
@@ -74,12 +89,20 @@ class rocksdb_store final : public store {
   [[nodiscard]] std::expected<std::uint64_t, error> trim(std::uint64_t channel_id, const retention& r,
                                                          std::uint64_t now_ns) override;
   [[nodiscard]] std::expected<std::uint64_t, error> wipe(std::uint64_t channel_id) override;
+  [[nodiscard]] health current_health() const override;
+  [[nodiscard]] const recovery_report& recovery() const override { return _recovery; }
 
  private:
   struct handles;  // the DB and its column families, closed in the right order
 
   rocksdb_store(std::unique_ptr<handles> db, const store_options& options);
   std::expected<void, error> write_group(const std::vector<detail::pending_append>& group);
+  // Gives every channel with a stored epoch a new one and fills _recovery (recover open only).
+  std::expected<void, error> finish_recovery(recovery_report report);
+  // Reads every live SST file once and checks its checksums; stops between files on `stop`.
+  void verify_files(const std::stop_token& stop);
+  // The error for a failed RocksDB call; no space and corruption also update the health.
+  error fail(const rocksdb::Status& s, std::string_view what) const;
   // The stored epoch, or nullopt. Requires _ids_mutex.
   std::expected<std::optional<std::uint64_t>, error> load_epoch(std::uint64_t channel_id);
   // Writes a fresh epoch different from `old_epoch` (with an optional DeleteRange of the log in
@@ -95,7 +118,14 @@ class rocksdb_store final : public store {
   std::unordered_map<std::uint64_t, std::uint64_t> _epochs;
   std::mt19937_64 _random;
 
-  detail::group_commit _commits;  // last: its thread must stop before the DB closes
+  const bool _verify_on_start;
+  recovery_report _recovery;  // set once by open(), read-only afterwards
+
+  detail::group_commit _commits;  // its thread must stop before the DB closes
+
+  std::mutex _lifecycle;     // guards the two members below
+  bool _stopped = false;     // stop() ran: start() starts nothing any more
+  std::jthread _verifier;    // stopped and joined by stop(), before the DB closes
 };
 
 }  // namespace switchboard::store

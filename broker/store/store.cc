@@ -11,9 +11,20 @@ std::string_view errc_name(errc code) noexcept {
     case errc::invalid_argument: return "invalid_argument";
     case errc::overloaded: return "overloaded";
     case errc::stopped: return "stopped";
+    case errc::full: return "full";
     case errc::io: return "io";
     case errc::corruption: return "corruption";
     case errc::internal: return "internal";
+  }
+  return "unknown";
+}
+
+std::string_view health_name(health_state state) noexcept {
+  switch (state) {
+    case health_state::ok: return "ok";
+    case health_state::full: return "full";
+    case health_state::corrupt: return "corrupt";
+    case health_state::failed: return "failed";
   }
   return "unknown";
 }

@@ -28,7 +28,8 @@ enum class errc : std::uint8_t {
   invalid_argument,  // the request is malformed (wrong kind, seq 0, key too long, reserved key)
   overloaded,        // the append queue is full; retry later (nothing was queued)
   stopped,           // append before start() or after stop()
-  io,                // the disk or filesystem failed (RocksDB IOError, no space, …)
+  full,              // the data disk is full (ENOSPC); writes resume by themselves when space returns
+  io,                // the disk or filesystem failed otherwise (RocksDB IOError)
   corruption,        // the data on disk is damaged
   internal,          // anything else the backend reported
 };
@@ -38,8 +39,57 @@ struct error {
   std::string message;  // readable, one line
 };
 
-// A readable name for `code` ("overloaded", "io", …), stable for logs and tests.
+// A readable name for `code` ("overloaded", "full", "io", …), stable for logs and tests.
 [[nodiscard]] std::string_view errc_name(errc code) noexcept;
+
+// Whether the store can do its job right now, for readiness probes and metrics.
+//   ok       reads and writes work
+//   full     the data disk is full: writes fail with errc::full, reads work; back to ok by itself
+//            once space returns (RocksDB's background error recovery), nothing acknowledged is lost
+//   corrupt  data on disk is damaged (an SST failed its checksums, a read met a bad block): reads
+//            of the damaged range fail with errc::corruption; needs an operator
+//   failed   writes stopped on another disk error (RocksDB read-only after a hard I/O error)
+enum class health_state : std::uint8_t { ok, full, corrupt, failed };
+
+struct health {
+  health_state state = health_state::ok;
+  std::string reason;  // empty when ok; else one readable line naming the file or the error
+};
+
+// "ok", "full", "corrupt", "failed": stable for /readyz, metrics and tests.
+[[nodiscard]] std::string_view health_name(health_state state) noexcept;
+
+// What the RocksDB store does when it opens a data dir whose write-ahead log is damaged in the
+// middle (not just a torn last record, which a crash can leave and which is always tolerated).
+enum class wal_recovery : std::uint8_t {
+  // Refuse to open: open_rocksdb() fails with errc::corruption and a message naming the WAL file.
+  // Nothing is changed on disk, so nothing acknowledged is thrown away without an operator.
+  refuse,
+  // Open anyway, keeping everything before the damage (RocksDB point-in-time recovery; when that
+  // cannot give a consistent state, every record that still reads back), report per channel what
+  // the log lost, and give every channel a new epoch so that no (epoch, seq) is bound to two events.
+  recover,
+};
+
+// What a `wal_recovery::recover` open found and did, per channel that has a history.
+struct channel_recovery {
+  std::string name;
+  std::uint64_t channel_id = 0;
+  std::uint64_t old_epoch = 0;
+  std::uint64_t new_epoch = 0;
+  // Highest seq readable anywhere in the damaged log (salvage view) and after recovery; events in
+  // (last_seq_after, last_seq_before] and any seq counted in lost_events are gone.
+  std::uint64_t last_seq_before = 0;
+  std::uint64_t last_seq_after = 0;
+  std::uint64_t lost_events = 0;  // events readable in the salvage view but not after recovery
+};
+
+struct recovery_report {
+  bool recovered = false;                  // false: the log was intact (or not asked to recover)
+  std::vector<std::string> damaged_files;  // the WAL files RocksDB reported dropping bytes from
+  std::string mode;                        // "point_in_time" or "skip_corrupted_records"
+  std::vector<channel_recovery> channels;  // every channel with an epoch, by name
+};
 
 // What is stored. Each kind is one RocksDB column family named like the enumerator.
 enum class kind : std::uint8_t {
@@ -108,6 +158,13 @@ struct store_options {
   // Let RocksDB sync SST files incrementally every this many bytes, so a flush does not end in
   // one long fsync that stalls the WAL fsync of a group commit. 0 disables. (RocksDB only.)
   std::uint64_t bytes_per_sync = 1u << 20;
+  // A write-ahead log damaged in the middle: refuse to open (default) or recover (--recover).
+  // (RocksDB only.)
+  wal_recovery on_damaged_wal = wal_recovery::refuse;
+  // After start(), read every SST file once on a background thread and check its block checksums,
+  // so a damaged file shows up in health() (and the log) at start, not at the first read that hits
+  // it. Costs one sequential read of the data dir; stop() interrupts it between files. (RocksDB only.)
+  bool verify_on_start = true;
 };
 
 // Operation: configuration blobs by (kind, key) with synchronous, synced writes; a per-channel
@@ -139,7 +196,8 @@ class store {
   [[nodiscard]] static std::expected<std::unique_ptr<store>, error> open_memory(
       const store_options& options = {});
 
-  // Starts the store thread. Idempotent; after stop() it does nothing.
+  // Starts the store thread (and, RocksDB with verify_on_start, the checksum check of every SST
+  // file). Idempotent; after stop() it does nothing.
   virtual void start() = 0;
   // Refuses new appends (errc::stopped), writes everything already queued, runs its completions,
   // then joins the store thread. Idempotent; also called by the destructor. Blocks for at most one
@@ -199,6 +257,13 @@ class store {
   // Deletes the channel's whole log and starts a new history: returns the new epoch (different
   // from the old one). Durable before it returns.
   [[nodiscard]] virtual std::expected<std::uint64_t, error> wipe(std::uint64_t channel_id) = 0;
+
+  // --- health ---
+  // The store's current health (see health_state). Cheap (a mutex and a string copy); any thread.
+  [[nodiscard]] virtual health current_health() const = 0;
+  // What opening with wal_recovery::recover found; `recovered` is false when nothing was lost or
+  // recovery was not asked for. Fixed after open.
+  [[nodiscard]] virtual const recovery_report& recovery() const = 0;
 };
 
 }  // namespace switchboard::store

@@ -120,9 +120,9 @@ class memory_control : public admin::control {
     note();
     return "# TYPE switchboard_published_total counter\nswitchboard_published_total 0\n";
   }
-  bool ready() override {
+  std::expected<void, admin::api_error> ready() override {
     note();
-    return true;
+    return {};
   }
 
  private:
