@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <map>
+#include <thread>
 
 #include "support/broker_process.h"
 #include "support/raw_client.h"
@@ -203,6 +204,60 @@ TEST_F(slow_consumer_test, durable_subscriber_that_stops_reading_is_paced_by_cre
   }
   std::printf("[ flow ] published %d events in %.1f s; broker RSS %zu MiB before, %zu MiB peak\n", total, publish_s,
               rss_before >> 20, rss_peak >> 20);
+}
+
+// Regression (issue 14 item 4), against the binary: a publisher that asks for PUBACKs and never
+// reads them grew the broker without bound (3.2 GB in 30 s). Its unread replies now count against a
+// bound (64 MiB), past which it is dropped as a slow consumer while everyone else is served.
+TEST_F(slow_consumer_test, publisher_that_never_reads_its_pubacks_is_dropped) {
+  testing::raw_client pub(_broker->endpoint, 1);
+  ASSERT_TRUE(pub.hello(300'000, token));
+  const std::size_t rss_before = _broker->rss_bytes();
+  std::size_t rss_peak = rss_before;
+  std::string batch;
+  proto::frame_writer w(batch);
+  for (int i = 0; i < 1000; ++i) {
+    w.write(proto::publish{.request_id = static_cast<std::uint32_t>(i), .ack_requested = true, .channel = "acks.x",
+                           .key = {}, .payload = "p"});
+  }
+  const auto end = std::chrono::steady_clock::now() + 90s;
+  long sent = 0;
+  while (metric("switchboard_slow_consumer_disconnects_total") == 0) {
+    ASSERT_LT(std::chrono::steady_clock::now(), end) << "never dropped after " << sent << " acked publishes";
+    for (int i = 0; i < 100; ++i) {
+      if (pub.socket().send(zmq::buffer(batch), zmq::send_flags::dontwait)) sent += 1000;
+    }
+    rss_peak = std::max(rss_peak, _broker->rss_bytes());
+  }
+  EXPECT_LT(rss_peak - rss_before, std::size_t{400} << 20)
+      << "before " << (rss_before >> 20) << " MiB, peak " << (rss_peak >> 20) << " MiB";
+  std::printf("[ pubacks ] dropped after ~%ld acked publishes; broker RSS %zu -> %zu MiB\n", sent, rss_before >> 20,
+              rss_peak >> 20);
+  // Everyone else is still served.
+  testing::raw_client other(_broker->endpoint);
+  ASSERT_TRUE(other.hello(0, token));
+  other.send(proto::publish{.request_id = 7, .ack_requested = true, .channel = "acks.y", .key = {}, .payload = "q"});
+  ASSERT_TRUE(other.expect<proto::puback>());
+}
+
+// Regression (issue 14 item 5), against the binary: HELLO with heartbeat_ms 2^32-1 kept a session
+// and its subscriptions for ever after the client vanished. The interval is clamped (WELCOME says
+// the value in force) and a closed connection ends its session at once.
+TEST_F(slow_consumer_test, heartbeat_is_capped_and_a_closed_connection_ends_its_session) {
+  {
+    testing::raw_client c(_broker->endpoint);
+    auto welcome = c.hello(0xFFFFFFFFu, token);
+    ASSERT_TRUE(welcome);
+    EXPECT_EQ(welcome->heartbeat_ms, 300'000u);
+    c.send(proto::subscribe{.sub_id = 1, .pattern = "hb.>", .options = {}});
+    ASSERT_TRUE(c.expect<proto::suback>());
+    ASSERT_EQ(metric("switchboard_connections"), 1u);
+  }
+  for (auto end = std::chrono::steady_clock::now() + 10s; metric("switchboard_connections") != 0;) {
+    ASSERT_LT(std::chrono::steady_clock::now(), end) << "the session outlived its connection";
+    std::this_thread::yield();
+  }
+  EXPECT_EQ(metric("switchboard_subscriptions"), 0u);
 }
 
 }  // namespace
