@@ -126,7 +126,15 @@ std::expected<std::uint64_t, error> memory_store::first_seq(std::uint64_t channe
 std::expected<std::uint64_t, error> memory_store::last_seq(std::uint64_t channel_id) {
   std::lock_guard lock(_mutex);
   auto it = _logs.find(channel_id);
-  return it == _logs.end() || it->second.empty() ? 0 : it->second.rbegin()->first;
+  if (it != _logs.end() && !it->second.empty()) return it->second.rbegin()->first;
+  auto mark = _high_water.find(channel_id);
+  return mark == _high_water.end() ? 0 : mark->second;
+}
+
+std::expected<std::uint64_t, error> memory_store::trimmed_through(std::uint64_t channel_id) {
+  std::lock_guard lock(_mutex);
+  auto mark = _high_water.find(channel_id);
+  return mark == _high_water.end() ? 0 : mark->second;
 }
 
 std::expected<std::uint64_t, error> memory_store::trim(std::uint64_t channel_id, const retention& r,
@@ -159,6 +167,7 @@ std::expected<std::uint64_t, error> memory_store::trim(std::uint64_t channel_id,
     }
   }
   const auto removed = static_cast<std::uint64_t>(std::distance(events.begin(), cut));
+  if (removed != 0) _high_water[channel_id] = std::prev(cut)->first;
   events.erase(events.begin(), cut);
   return removed;
 }
@@ -166,6 +175,7 @@ std::expected<std::uint64_t, error> memory_store::trim(std::uint64_t channel_id,
 std::expected<std::uint64_t, error> memory_store::wipe(std::uint64_t channel_id) {
   std::lock_guard lock(_mutex);
   _logs.erase(channel_id);
+  _high_water.erase(channel_id);
   auto [it, inserted] = _epochs.try_emplace(channel_id, 0);
   it->second = new_epoch(inserted ? 0 : it->second);
   return it->second;

@@ -50,6 +50,7 @@ class memory_store final : public store {
                                                                      std::size_t max_bytes) override;
   [[nodiscard]] std::expected<std::uint64_t, error> first_seq(std::uint64_t channel_id) override;
   [[nodiscard]] std::expected<std::uint64_t, error> last_seq(std::uint64_t channel_id) override;
+  [[nodiscard]] std::expected<std::uint64_t, error> trimmed_through(std::uint64_t channel_id) override;
   [[nodiscard]] std::expected<std::uint64_t, error> trim(std::uint64_t channel_id, const retention& r,
                                                          std::uint64_t now_ns) override;
   [[nodiscard]] std::expected<std::uint64_t, error> wipe(std::uint64_t channel_id) override;
@@ -67,6 +68,7 @@ class memory_store final : public store {
   std::map<std::string, std::uint64_t, std::less<>> _channel_ids;
   std::uint64_t _next_channel_id = 1;
   std::unordered_map<std::uint64_t, std::uint64_t> _epochs;
+  std::unordered_map<std::uint64_t, std::uint64_t> _high_water;  // channel id -> highest trimmed seq
   std::unordered_map<std::uint64_t, log> _logs;
   std::mt19937_64 _random;
   const recovery_report _no_recovery;

@@ -25,6 +25,8 @@ constexpr std::array<const char*, kind_count> cf_names = {"channels", "subscript
 constexpr std::string_view next_channel_id_key = "store.next_channel_id";
 constexpr std::string_view channel_id_prefix = "store.channel_id.";
 constexpr std::string_view epoch_prefix = "store.epoch.";
+// Highest seq a trim removed: a log trimmed to empty still continues its numbering after a restart.
+constexpr std::string_view high_water_prefix = "store.high_water.";
 constexpr std::size_t event_header_bytes = 8 + 2;
 
 errc code_of(const rocksdb::Status& s) {
@@ -174,6 +176,7 @@ std::string event_key(std::uint64_t channel_id, std::uint64_t seq) {
 }
 
 std::string epoch_key(std::uint64_t channel_id) { return std::string(epoch_prefix) + be64(channel_id); }
+std::string high_water_key(std::uint64_t channel_id) { return std::string(high_water_prefix) + be64(channel_id); }
 
 rocksdb::Slice slice(std::string_view s) { return {s.data(), s.size()}; }
 
@@ -630,6 +633,7 @@ std::expected<std::uint64_t, error> rocksdb_store::store_new_epoch(std::uint64_t
   rocksdb::WriteBatch batch;
   if (wipe_log) {
     batch.DeleteRange((*_db)[kind::events], event_key(channel_id, 0), event_key(channel_id + 1, 0));
+    batch.Delete((*_db)[kind::meta], high_water_key(channel_id));
   }
   batch.Put((*_db)[kind::meta], epoch_key(channel_id), be64(e));
   const auto s = _db->db->Write(synced(), &batch);
@@ -736,7 +740,17 @@ std::expected<std::uint64_t, error> rocksdb_store::last_seq(std::uint64_t channe
   channel_iterator c(*_db->db, (*_db)[kind::events], channel_id);
   c.it->SeekToLast();
   if (!c.it->status().ok()) return std::unexpected(fail(c.it->status(), "last_seq"));
-  return c.it->Valid() ? c.seq() : 0;
+  if (c.it->Valid()) return c.seq();  // trim removes a prefix: a stored event is above the mark
+  return trimmed_through(channel_id);
+}
+
+std::expected<std::uint64_t, error> rocksdb_store::trimmed_through(std::uint64_t channel_id) {
+  std::string value;
+  const auto s = _db->db->Get(rocksdb::ReadOptions(), (*_db)[kind::meta], high_water_key(channel_id), &value);
+  if (s.IsNotFound()) return 0;
+  if (!s.ok()) return std::unexpected(fail(s, "trimmed_through"));
+  if (value.size() != 8) return std::unexpected(error{errc::corruption, "trimmed_through: bad stored seq"});
+  return get_be64(value.data());
 }
 
 std::expected<std::uint64_t, error> rocksdb_store::trim(std::uint64_t channel_id, const retention& r,
@@ -785,6 +799,8 @@ std::expected<std::uint64_t, error> rocksdb_store::trim(std::uint64_t channel_id
 
   rocksdb::WriteBatch batch;
   batch.DeleteRange((*_db)[kind::events], event_key(channel_id, 0), event_key(channel_id, cut));
+  // In the same synced batch: the numbering survives a trim to empty and a restart.
+  batch.Put((*_db)[kind::meta], high_water_key(channel_id), be64(cut - 1));
   const auto s = _db->db->Write(synced(), &batch);
   if (!s.ok()) return std::unexpected(fail(s, "trim"));
   return removed;

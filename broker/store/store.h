@@ -244,10 +244,16 @@ class store {
                                                                              std::uint64_t from_seq,
                                                                              std::size_t max_events,
                                                                              std::size_t max_bytes) = 0;
-  // Lowest / highest stored seq of the channel, 0 when its log is empty. last_seq() is where a
-  // restarted broker continues numbering.
+  // first_seq(): lowest stored seq, 0 when the log is empty. last_seq(): the channel's high-water
+  // seq within its epoch: the highest stored seq or, when trim() emptied the log, the highest seq it
+  // removed (persisted with the trim), 0 for a log that never held an event or was wiped. It is
+  // where a restarted broker continues numbering, so an (epoch, seq) is never bound to two events.
   [[nodiscard]] virtual std::expected<std::uint64_t, error> first_seq(std::uint64_t channel_id) = 0;
   [[nodiscard]] virtual std::expected<std::uint64_t, error> last_seq(std::uint64_t channel_id) = 0;
+  // The highest seq trim() has removed from the channel's log in this epoch (0 = none). Seqs at or
+  // below it that a reader did not see were taken by retention (a `gap`); a missing seq above it
+  // never held an event (its append failed), which is not a gap.
+  [[nodiscard]] virtual std::expected<std::uint64_t, error> trimmed_through(std::uint64_t channel_id) = 0;
 
   // Removes the oldest events that break `r` at time `now_ns` (an event is too old when
   // time_ns + max_age_ns < now_ns) and returns how many it removed. Removal is a prefix of the

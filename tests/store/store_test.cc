@@ -418,7 +418,14 @@ TYPED_TEST(store_test, trim_by_age) {
   EXPECT_EQ(s.trim(1, retention{.max_age_ns = 5000}, 1000), 0u);  // now < max_age: nothing
   EXPECT_EQ(s.trim(1, retention{.max_age_ns = 1}, 2000), 6u);     // all gone
   EXPECT_EQ(s.first_seq(1), 0u);
-  EXPECT_EQ(s.last_seq(1), 0u);
+  // Issue 12: the numbering is not forgotten with the events (no seq is bound to two events).
+  EXPECT_EQ(s.last_seq(1), 10u);
+  auto r = s.read(1, 0, 100, 1 << 20);
+  ASSERT_TRUE(r);
+  EXPECT_TRUE(r->empty());
+  ASSERT_TRUE(append_and_wait(s, range(1, 11, 12)));
+  EXPECT_EQ(s.first_seq(1), 11u);
+  EXPECT_EQ(s.last_seq(1), 12u);
 }
 
 TYPED_TEST(store_test, trim_by_bytes_and_combined_limits) {
@@ -447,6 +454,10 @@ TYPED_TEST(store_test, wipe_gives_a_new_epoch_and_an_empty_log) {
   EXPECT_EQ(s.first_seq(*id), 0u);
   EXPECT_EQ(s.last_seq(*id), 0u);
   EXPECT_EQ(s.last_seq(*id + 1), 5u);                 // the neighbouring channel is untouched
+  ASSERT_EQ(s.trim(*id + 1, retention{.max_events = 1}, 0), 4u);
+  ASSERT_EQ(s.trim(*id + 1, retention{.max_age_ns = 1}, 1000), 1u);  // trimmed to empty: mark 5
+  ASSERT_TRUE(s.wipe(*id + 1));
+  EXPECT_EQ(s.last_seq(*id + 1), 0u);  // a wiped history (new epoch) numbers from 1 again
   ASSERT_TRUE(append_and_wait(s, range(*id, 1, 2)));  // numbering restarts in the new history
   EXPECT_EQ(s.last_seq(*id), 2u);
 
@@ -494,11 +505,18 @@ TEST_F(rocksdb_store_test, everything_survives_close_and_reopen) {
     ASSERT_TRUE(append_and_wait(t, range(*a, 51, 51)));  // numbering continues
     EXPECT_EQ(t.last_seq(*a), 51u);
 
+    // A log trimmed to empty keeps its high-water seq across a reopen (issue 12).
+    ASSERT_EQ(t.trim(*a, retention{.max_age_ns = 1}, 1000), 41u);
+    EXPECT_EQ(t.first_seq(*a), 0u);
+
     auto wiped = t.wipe(*b);
     ASSERT_TRUE(wiped);
     this->open();
     EXPECT_EQ(this->s().epoch(*b), *wiped);
     EXPECT_EQ(this->s().last_seq(*b), 0u);
+    EXPECT_EQ(this->s().epoch(*a), *epoch_a);
+    EXPECT_EQ(this->s().first_seq(*a), 0u);
+    EXPECT_EQ(this->s().last_seq(*a), 51u);
   }
 }
 
