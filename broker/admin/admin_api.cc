@@ -14,6 +14,7 @@
 #include <optional>
 
 #include "broker/admin/json_check.h"
+#include "broker/common/epoch_text.h"
 #include "broker/router/topic.h"
 
 namespace switchboard::admin {
@@ -65,7 +66,7 @@ std::string publish_json(const publish_result& r) {
   write_key(w, "seq");
   w.Uint64(r.seq);
   write_key(w, "epoch");
-  write_string(w, fmt::format("{:016x}", r.epoch));
+  write_string(w, common::epoch_text(r.epoch));
   write_key(w, "duplicate");
   w.Bool(r.duplicate);
   w.EndObject();
@@ -131,15 +132,18 @@ struct matched_route {
 };
 
 // The error response, logged (warn for 5xx, debug for 4xx) with the request line.
-http_response fail(const http_request& req, int status, std::string_view code, std::string_view message) {
+http_response fail(const http_request& req, int status, std::string_view code, std::string_view message,
+                   std::string_view detail_json = {}) {
   if (status >= 500) {
     spdlog::warn("admin {} {} -> {} {}: {}", req.method, auth::quote(req.path()), status, code, message);
   } else {
     spdlog::debug("admin {} {} -> {} {}: {}", req.method, auth::quote(req.path()), status, code, message);
   }
-  return error_response(status, code, message);
+  return error_response(status, code, message, detail_json);
 }
-http_response fail(const http_request& req, const api_error& e) { return fail(req, e.status, e.code, e.message); }
+http_response fail(const http_request& req, const api_error& e) {
+  return fail(req, e.status, e.code, e.message, e.detail_json);
+}
 
 http_response no_content() {
   http_response r;
@@ -182,7 +186,9 @@ std::expected<matched_route, http_response> match(const http_request& req, const
   if (is(1, {"metrics"})) return matched_route{route::metrics, {}, v{"GET"}};
   if (is(2, {"v1", "channels"})) return matched_route{route::channels, {}, v{"GET"}};
   if (is(3, {"v1", "channels", ""})) return matched_route{route::channel, seg[2], v{"GET", "PUT", "PATCH", "DELETE"}};
-  if (is(4, {"v1", "channels", "", "events"})) return matched_route{route::channel_events, seg[2], v{"GET", "POST"}};
+  if (is(4, {"v1", "channels", "", "events"})) {
+    return matched_route{route::channel_events, seg[2], v{"GET", "POST", "DELETE"}};
+  }
   if (is(2, {"v1", "subscriptions"})) return matched_route{route::subscriptions, {}, v{"GET", "POST"}};
   if (is(3, {"v1", "subscriptions", ""})) return matched_route{route::subscription, seg[2], v{"GET", "DELETE"}};
   if (is(2, {"v1", "dead-letters"})) return matched_route{route::dead_letters, {}, v{"GET"}};
@@ -277,6 +283,8 @@ http_response history_json(const history_page& page) {
   rapidjson::StringBuffer buf;
   json_writer w(buf);
   w.StartObject();
+  write_key(w, "epoch");
+  write_string(w, common::epoch_text(page.epoch));
   write_key(w, "events");
   w.StartArray();
   for (const history_event& e : page.events) {
@@ -307,6 +315,23 @@ http_response history_json(const history_page& page) {
 http_response channel_events(const http_request& req, control& ctl, const auth::principal& who,
                              const std::string& name) {
   if (auto v = router::validate_channel(name); !v) return fail(req, 400, v.error().code, v.error().message);
+  if (req.method == "DELETE") {  // purge the history: an operator's action
+    if (!who.admin) return fail(req, 403, "forbidden", fmt::format("token {} lacks the admin scope", auth::quote(who.name)));
+    if (auto ok = auth::may_use(who, name); !ok) return fail(req, 403, "forbidden", ok.error());
+    auto epoch = ctl.wipe_history(name);
+    if (!epoch) return fail(req, epoch.error());
+    spdlog::info("admin: history of channel {} purged by {}; new epoch {}", auth::quote(name), auth::quote(who.name),
+                 common::epoch_text(*epoch));
+    rapidjson::StringBuffer buf;
+    json_writer w(buf);
+    w.StartObject();
+    write_key(w, "channel");
+    write_string(w, name);
+    write_key(w, "epoch");
+    write_string(w, common::epoch_text(*epoch));
+    w.EndObject();
+    return json_response(200, {buf.GetString(), buf.GetSize()});
+  }
   const bool post = req.method == "POST";
   if (post ? !who.publish : !(who.subscribe || who.admin)) {
     return fail(req, 403, "forbidden",
@@ -335,6 +360,11 @@ http_response channel_events(const http_request& req, control& ctl, const auth::
     return json_response(202, publish_json(*r));
   }
 
+  std::optional<std::uint64_t> epoch;
+  if (const auto p = req.query("epoch")) {
+    epoch = common::parse_epoch_text(*p);
+    if (!epoch) return fail(req, 400, "invalid_parameter", "epoch must be 1 to 16 hex digits, as the API returns it");
+  }
   std::uint64_t from_seq = 0;
   std::size_t limit = default_history_limit;
   if (const auto p = req.query("from_seq")) {
@@ -351,6 +381,21 @@ http_response channel_events(const http_request& req, control& ctl, const auth::
   }
   auto page = ctl.history(name, from_seq, limit);
   if (!page) return fail(req, page.error());
+  if (epoch && *epoch != page->epoch) {
+    // The positions the client holds belong to another history: never answer them by seq.
+    rapidjson::StringBuffer buf;
+    json_writer w(buf);
+    w.StartObject();
+    write_key(w, "epoch");
+    write_string(w, common::epoch_text(page->epoch));
+    write_key(w, "first_seq");
+    w.Uint64(page->first_seq);
+    w.EndObject();
+    return fail(req, 409, "epoch_changed",
+                fmt::format("channel {} has a new history (epoch {}, first seq {}); epoch {} is gone", auth::quote(name),
+                            common::epoch_text(page->epoch), page->first_seq, common::epoch_text(*epoch)),
+                std::string_view(buf.GetString(), buf.GetSize()));
+  }
   return history_json(*page);
 }
 
@@ -383,7 +428,8 @@ http_response dead_letters(const http_request& req, control& ctl, route r, const
 
 }  // namespace
 
-http_response error_response(int status, std::string_view code, std::string_view message) {
+http_response error_response(int status, std::string_view code, std::string_view message,
+                             std::string_view detail_json) {
   if (status < 400 || status > 599) status = 500;
   rapidjson::StringBuffer buf;
   json_writer w(buf);
@@ -394,6 +440,10 @@ http_response error_response(int status, std::string_view code, std::string_view
   write_string(w, code);
   write_key(w, "message");
   write_string(w, message);
+  if (!detail_json.empty()) {
+    write_key(w, "detail");
+    w.RawValue(detail_json.data(), detail_json.size(), rapidjson::kObjectType);
+  }
   w.EndObject();
   w.EndObject();
   return json_response(status, {buf.GetString(), buf.GetSize()});

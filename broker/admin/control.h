@@ -13,6 +13,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "broker/auth/auth.h"
@@ -22,9 +23,16 @@ namespace switchboard::admin {
 
 // An error the API returns as {"error":{"code":…,"message":…}} with `status`.
 struct api_error {
+  api_error() = default;
+  api_error(int s, std::string c, std::string m, std::string detail = {})
+      : status(s), code(std::move(c)), message(std::move(m)), detail_json(std::move(detail)) {}
+
   int status = 500;
   std::string code;
   std::string message;
+  // Optional: a JSON object (written with a JSON writer) answered as the error's "detail", for
+  // errors a client acts on, e.g. epoch_changed {"epoch":"…","first_seq":N}.
+  std::string detail_json;
 };
 
 // Who is calling, after authentication (see broker/auth/auth.h for the tenant rule).
@@ -46,6 +54,7 @@ struct history_event {
 };
 
 struct history_page {
+  std::uint64_t epoch = 0;      // the history the seqs belong to
   std::vector<history_event> events;
   std::uint64_t next_seq = 0;   // pass as from_seq to continue
   std::uint64_t first_seq = 0;  // oldest seq still stored (0 = empty)
@@ -90,6 +99,11 @@ class control {
   [[nodiscard]] virtual std::expected<history_page, api_error> history(std::string_view channel,
                                                                        std::uint64_t from_seq,
                                                                        std::size_t limit) = 0;
+
+  // Purges a durable channel's history and starts a new epoch (returned); events published before
+  // are stored first, attached durable subscriptions get the `epoch` notice. 404 not_found when the
+  // channel is not durable. Blocks until the owning shard answers (up to 10 s).
+  [[nodiscard]] virtual std::expected<std::uint64_t, api_error> wipe_history(std::string_view channel) = 0;
 
   // Durable subscriptions; bodies and results are JSON documents (see docs/ADMIN_API.md).
   [[nodiscard]] virtual std::expected<std::string, api_error> create_subscription(std::string_view body) = 0;

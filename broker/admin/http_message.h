@@ -45,7 +45,8 @@ struct http_response {
 
 // (Defined in admin_api.cc, next to the API's other JSON writers.)
 // `{"error":{"code":CODE,"message":MESSAGE}}` with `status` (forced into 400..599, else 500).
-[[nodiscard]] http_response error_response(int status, std::string_view code, std::string_view message);
+[[nodiscard]] http_response error_response(int status, std::string_view code, std::string_view message,
+                                           std::string_view detail_json = {});
 // A JSON body with `status`.
 [[nodiscard]] http_response json_response(int status, std::string body);
 

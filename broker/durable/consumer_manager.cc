@@ -10,6 +10,7 @@
 #include <rapidjson/writer.h>
 #include <simdjson.h>
 
+#include "broker/common/epoch_text.h"
 #include "broker/router/topic.h"
 #include "switchboard/protocol.h"
 
@@ -35,6 +36,19 @@ void put(json_writer& w, std::string_view s) {
   w.String(s.data(), static_cast<rapidjson::SizeType>(s.size()));
 }
 
+// An epoch as stored in a cursor or dead letter: the hex string (common/epoch_text.h), or the JSON
+// number written by versions before the string form.
+bool stored_epoch(simdjson::simdjson_result<simdjson::dom::element> value, std::uint64_t& out) {
+  std::string_view text;
+  if (value.get(text) == simdjson::SUCCESS) {
+    auto e = common::parse_epoch_text(text);
+    if (!e) return false;
+    out = *e;
+    return true;
+  }
+  return value.get(out) == simdjson::SUCCESS;
+}
+
 // "cursors":{channel:{"epoch","acked_seq"[,"pending"]}}: what is persisted, and (with pending)
 // what the admin API shows.
 template <typename Cursors>
@@ -45,7 +59,7 @@ void write_cursors(json_writer& w, const Cursors& cursors, bool with_pending) {
     put(w, name);
     w.StartObject();
     put(w, "epoch");
-    w.Uint64(cur.epoch);
+    put(w, common::epoch_text(cur.epoch));
     put(w, "acked_seq");
     w.Uint64(cur.floor());
     if (with_pending) {
@@ -268,7 +282,7 @@ std::expected<void, manager_error> consumer_manager::start() {
       for (const auto member : cursors) {
         std::uint64_t epoch = 0;
         std::uint64_t acked = 0;
-        if (member.value["epoch"].get(epoch) != simdjson::SUCCESS ||
+        if (!stored_epoch(member.value["epoch"], epoch) ||
             member.value["acked_seq"].get(acked) != simdjson::SUCCESS) {
           ++_stat_store_errors;
           continue;
@@ -380,8 +394,8 @@ void consumer_manager::take_notices() {
     while (auto s = n->_queue.try_pop()) {
       channel_state* ch = learn_channel(s->channel);
       if (ch == nullptr) continue;
-      if (s->seq < ch->synced) {
-        // Numbering went back: the channel may have been wiped (a new epoch).
+      if (s->seq < ch->synced || s->seq == 0) {
+        // Numbering went back, or the shard reports a wipe (seq 0): a new epoch, maybe.
         auto e = _store.epoch(ch->id);
         if (!e) {
           ++_stat_store_errors;
@@ -528,9 +542,9 @@ consumer_manager::cursor& consumer_manager::cursor_of(subscription& sub, channel
       put(w, "channel");
       put(w, ch.name);
       put(w, "old_epoch");
-      w.Uint64(old_epoch);
+      put(w, common::epoch_text(old_epoch));
       put(w, "epoch");
-      w.Uint64(ch.epoch);
+      put(w, common::epoch_text(ch.epoch));
       w.EndObject();
       std::string rec;
       protocol::frame_writer(rec).write(protocol::notice{sub.attached->second, "epoch", to_string(buf)});
@@ -560,17 +574,26 @@ bool consumer_manager::deliver(subscription& sub, channel_state& ch, cursor& cur
     return false;
   }
   sub.dirty = true;
-  if (events->empty()) {  // everything up to the synced seq is gone
-    push_gap(sub, ch, cur.next, ch.synced + 1);
-    cur.next = ch.synced + 1;
+  // Seqs missing between cur.next and what the log holds: taken by retention (a gap the subscriber
+  // is told about) or never stored because their append failed (not a gap: nothing was lost).
+  const auto skip_to = [&](std::uint64_t next) -> bool {
+    auto trimmed = _store.trimmed_through(ch.id);
+    if (!trimmed) {
+      ++_stat_store_errors;
+      _retry_at = now + _opts.retry_interval;
+      return false;
+    }
+    if (cur.next <= *trimmed) push_gap(sub, ch, cur.next, next);
+    cur.next = next;
+    return true;
+  };
+  if (events->empty()) {  // nothing stored up to the synced seq
+    (void)skip_to(ch.synced + 1);
     return true;
   }
   const auto wait = std::chrono::milliseconds(sub.spec.ack.ack_wait_ms);
   for (const store::stored_event& ev : *events) {
-    if (ev.seq > cur.next) {
-      push_gap(sub, ch, cur.next, ev.seq);
-      cur.next = ev.seq;
-    }
+    if (ev.seq > cur.next && !skip_to(ev.seq)) return true;
     if (ev.seq > ch.synced) break;
     cur.next = ev.seq + 1;
     if (!filter_matches(sub.spec.filter, ev.payload)) continue;
@@ -628,7 +651,8 @@ void consumer_manager::redeliver_due(subscription& sub, clock::time_point now) {
 
 void consumer_manager::dead_letter_event(subscription& sub, channel_state& ch, std::uint64_t seq,
                                          std::uint32_t deliveries, const store::stored_event* ev) {
-  const std::string id = sub.spec.name + "-" + ch.name + "-" + std::to_string(seq);
+  // The epoch makes ids unique across wipes of the channel's history.
+  const std::string id = sub.spec.name + "-" + ch.name + "-" + common::epoch_text(ch.epoch) + "-" + std::to_string(seq);
   const std::uint64_t now_ns = wall_ns();
   rapidjson::StringBuffer buf;
   json_writer w(buf);
@@ -640,7 +664,7 @@ void consumer_manager::dead_letter_event(subscription& sub, channel_state& ch, s
   put(w, "channel");
   put(w, ch.name);
   put(w, "epoch");
-  w.Uint64(ch.epoch);
+  put(w, common::epoch_text(ch.epoch));
   put(w, "seq");
   w.Uint64(seq);
   put(w, "deliveries");
@@ -779,7 +803,9 @@ std::expected<bool, manager_error> consumer_manager::create_locked(const subscri
       return std::unexpected(store_failed(start.error()));
     }
     cursor c;
-    c.epoch = ch->epoch;
+    // A position names its own history; another epoch gets the `epoch` notice (cursor_of), never
+    // events of this history matched by seq.
+    c.epoch = spec.start.kind == start_position::from::position ? spec.start.epoch : ch->epoch;
     c.next = *start + 1;
     sub->cursors.emplace(name, std::move(c));
   }
@@ -798,6 +824,7 @@ std::expected<std::uint64_t, store::error> consumer_manager::start_cursor(const 
   switch (spec.start.kind) {
     case from::new_events: return _store.last_seq(ch.id);
     case from::seq: return spec.start.seq - 1;
+    case from::position: return spec.start.seq;  // resume after it (cursor_of checks the epoch)
     case from::all: {
       auto first = _store.first_seq(ch.id);
       if (!first) return std::unexpected(std::move(first.error()));
@@ -1105,7 +1132,7 @@ std::expected<dead_letter, manager_error> consumer_manager::take_dead_letter(std
     return std::unexpected(bad);
   }
   dl.deliveries = static_cast<std::uint32_t>(deliveries);
-  if (obj["epoch"].get(dl.epoch) != simdjson::SUCCESS) dl.epoch = 0;
+  if (!stored_epoch(obj["epoch"], dl.epoch)) dl.epoch = 0;
   if (obj["time_ns"].get(dl.time_ns) != simdjson::SUCCESS) dl.time_ns = 0;
   if (obj["reason"].get(s) == simdjson::SUCCESS) dl.reason = std::string(s);
   dom::element data;

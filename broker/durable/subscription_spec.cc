@@ -11,6 +11,7 @@
 #include <rapidjson/writer.h>
 #include <simdjson.h>
 
+#include "broker/common/epoch_text.h"
 #include "broker/router/topic.h"
 
 namespace switchboard::durable {
@@ -18,6 +19,9 @@ namespace {
 
 namespace dom = simdjson::dom;
 
+
+constexpr std::string_view start_rule =
+    "must be one of new, all, seq:<N>, time:<RFC3339>, or a position {\"epoch\": \"<hex>\", \"seq\": N}";
 
 std::unexpected<spec_error> invalid(std::string_view path, std::string_view what) {
   return std::unexpected(
@@ -237,7 +241,7 @@ std::expected<start_position, spec_error> parse_start(std::string_view text) {
       return p;
     }
   }
-  return invalid("start", "must be one of new, all, seq:<N>, time:<RFC3339>");
+  return invalid("start", start_rule);
 }
 
 std::expected<subscription_spec, spec_error> parse_spec(std::string_view json) {
@@ -281,8 +285,26 @@ std::expected<subscription_spec, spec_error> parse_spec(std::string_view json) {
           if (!a) return std::unexpected(std::move(a.error()));
           spec.ack = *a;
         } else {
-          if (v.get(s) != simdjson::SUCCESS)
-            return invalid("start", "must be one of new, all, seq:<N>, time:<RFC3339>");
+          dom::object position;
+          if (v.get(position) == simdjson::SUCCESS) {
+            std::string_view epoch_text;
+            std::uint64_t seq = 0;
+            std::size_t members = 0;
+            for (auto m : position) {
+              (void)m;
+              ++members;
+            }
+            if (members != 2 || position["epoch"].get(epoch_text) != simdjson::SUCCESS ||
+                position["seq"].get(seq) != simdjson::SUCCESS) {
+              return invalid("start", start_rule);
+            }
+            auto epoch = common::parse_epoch_text(epoch_text);
+            if (!epoch) return invalid("start", start_rule);
+            spec.start = start_position{.kind = start_position::from::position, .seq = seq, .epoch = *epoch,
+                                        .time_ns = 0, .text = {}};
+            return {};
+          }
+          if (v.get(s) != simdjson::SUCCESS) return invalid("start", start_rule);
           auto p = parse_start(s);
           if (!p) return std::unexpected(std::move(p.error()));
           spec.start = std::move(*p);
@@ -292,6 +314,9 @@ std::expected<subscription_spec, spec_error> parse_spec(std::string_view json) {
   if (!r) return std::unexpected(std::move(r.error()));
   if (!has_name) return invalid("name", "is required");
   if (!has_pattern) return invalid("pattern", "is required");
+  if (spec.start.kind == start_position::from::position && !router::validate_channel(spec.pattern)) {
+    return invalid("start", "is a position, which names one channel's history: the pattern must be a channel name");
+  }
   return spec;
 }
 
@@ -334,7 +359,16 @@ std::string spec_to_json(const subscription_spec& spec) {
   w.Uint(spec.ack.max_ack_pending);
   w.EndObject();
   str("start");
-  str(spec.start.text);
+  if (spec.start.kind == start_position::from::position) {
+    w.StartObject();
+    str("epoch");
+    str(common::epoch_text(spec.start.epoch));
+    str("seq");
+    w.Uint64(spec.start.seq);
+    w.EndObject();
+  } else {
+    str(spec.start.text);
+  }
   w.EndObject();
   return {buf.GetString(), buf.GetSize()};
 }

@@ -13,6 +13,8 @@
 //            "max_ack_pending": 1000},         >= 1, default 1000
 //    "start": "all"}                           "new" (default) | "all" | "seq:<N>" (N >= 1)
 //                                              | "time:<RFC3339>", e.g. "time:2024-05-01T12:00:00Z"
+//                                              | {"epoch": "<hex>", "seq": N}: resume after N of that
+//                                                history (a position; the pattern must be a channel)
 // A filter matches an event when every condition matches (an empty filter matches everything). An
 // event whose payload is not a JSON object, or lacks the field, or holds it with another type, does
 // not match.
@@ -33,7 +35,10 @@
 //                           attribute "filter.<field>" must be a string, an integer, a boolean or {"prefix":
 //                           string} attribute "ack" must be an object attribute "ack.policy" must be one of
 //                           none, at_least_once attribute "ack.<field>" must be a positive integer    (max
-//                           2^32-1) attribute "start" must be one of new, all, seq:<N>, time:<RFC3339>
+//                           2^32-1) attribute "start" must be one of new, all, seq:<N>, time:<RFC3339>,
+//                           or a position {"epoch": "<hex>", "seq": N}
+//                           attribute "start" is a position, which names one channel's history: the
+//                           pattern must be a channel name
 //   422 invalid_pattern     <router::validate_pattern's message>
 //
 // Thread-safety: pure functions (each parse uses its own parser); subscription_spec is a value.
@@ -111,11 +116,12 @@ struct ack_options {
 };
 
 struct start_position {
-  enum class from : std::uint8_t { new_events, all, seq, time };
+  enum class from : std::uint8_t { new_events, all, seq, time, position };
   from kind = from::new_events;
-  std::uint64_t seq = 0;      // from::seq: the first seq to deliver (>= 1)
+  std::uint64_t seq = 0;      // from::seq: the first seq to deliver (>= 1); from::position: the last seen
+  std::uint64_t epoch = 0;    // from::position: the history `seq` belongs to (another one: `epoch` notice)
   std::uint64_t time_ns = 0;  // from::time: deliver events published at or after this (Unix ns)
-  std::string text = "new";   // the JSON form ("new", "seq:5", "time:2024-05-01T12:00:00Z", …)
+  std::string text = "new";   // the JSON form ("new", "seq:5", "time:2024-05-01T12:00:00Z", …); "" for a position
 
   friend bool operator==(const start_position&, const start_position&) = default;
 };

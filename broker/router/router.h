@@ -84,16 +84,25 @@ class event_log {
   struct log_error {
     std::string code;
     std::string message;
+    // append() only: the refusal is transient (overloaded) and the same batch may be offered again.
+    bool retry = false;
   };
   using completion = std::move_only_function<void(std::expected<void, log_error>)>;
-  // Queues a batch; `done` runs once every entry is durable (or failed). Returns false, leaving
-  // `done` uncalled, when the log cannot take the batch now (overloaded): retry later.
-  [[nodiscard]] virtual bool append(const std::vector<entry>& batch, completion& done) = 0;
+  // Deletes the channel's whole log and starts a new history: the new epoch, numbering from 1. The
+  // router calls it only when none of the channel's appends is queued or in flight. Blocks (a
+  // synced write) on the calling shard thread: an operator's action, not a hot path.
+  [[nodiscard]] virtual std::expected<std::uint64_t, log_error> wipe(std::uint64_t log_id) = 0;
+  // Queues a batch; `done` runs once every entry is durable (or failed). When the log does not take
+  // the batch, `done` is left uncalled and intact and the error says why: `retry` set (overloaded)
+  // means offer it again later; otherwise (e.g. "unavailable" while stopping) the shard refuses the
+  // batch's publishes with the error instead of retrying forever.
+  [[nodiscard]] virtual std::expected<void, log_error> append(const std::vector<entry>& batch, completion& done) = 0;
 };
 
 // Told when events of a durable channel are synced (and delivered), so consumers that read the
-// log (durable subscriptions) know how far they may read. One listener per shard: it is called
-// only from the thread that runs that shard and must never block.
+// log (durable subscriptions) know how far they may read; seq 0 means the channel's history was
+// wiped (a new epoch). One listener per shard: it is called only from the thread that runs that
+// shard and must never block.
 class sync_listener {
  public:
   virtual ~sync_listener() = default;
@@ -151,6 +160,19 @@ struct direct_publish {
   std::uint64_t time_ns = 0;
   std::shared_ptr<std::promise<publish_reply>> reply;
 };
+// Purge a durable channel's history and start a new epoch (DELETE /v1/channels/{name}/events).
+// Events published on the channel before it are stored first; events published while it waits for
+// them are held back and numbered in the new history. Attached durable subscriptions are told
+// through the sync listener (synced(channel, 0)) and get the `epoch` notice.
+struct wipe_reply {
+  std::uint64_t epoch = 0;  // the new epoch
+  std::string error_code;   // empty = success; not_found (not a durable channel), store_failed, …
+  std::string error_message;
+};
+struct wipe_history {
+  std::string channel;
+  std::shared_ptr<std::promise<wipe_reply>> reply;
+};
 // Per-channel stats of one shard.
 struct stats_query {
   std::shared_ptr<std::promise<std::vector<channel_stats>>> reply;
@@ -170,7 +192,7 @@ struct barrier {
   std::uint64_t token = 0;
 };
 using command = std::variant<publish_batch, subscribe_command, unsubscribe_command, drop_connection, barrier,
-                             direct_publish, stats_query, drop_report>;
+                             direct_publish, stats_query, drop_report, wipe_history>;
 
 // Encoded records for one connection (EVENT, PUBACK batches), or a barrier reply.
 struct outbound {

@@ -144,6 +144,8 @@ void shard::handle(command& cmd) {
           drop(c.conn);
         } else if constexpr (std::is_same_v<T, stats_query>) {
           report_stats(c);
+        } else if constexpr (std::is_same_v<T, wipe_history>) {
+          wipe(c);
         } else if constexpr (std::is_same_v<T, drop_report>) {
           for (auto [handle, n] : c.tally) static_cast<channel_state*>(const_cast<void*>(handle))->dropped += n;
         } else {
@@ -226,6 +228,10 @@ void shard::publish_direct(direct_publish& d) {
 void shard::accept(std::string_view name, std::string_view key, std::string_view payload, std::uint64_t time_ns,
                    const std::shared_ptr<const void>& owner, ack_target&& ack) {
   channel_state& ch = channel(name);
+  if (!ch.wipes.empty()) {  // numbered in the new history once the wipe is done
+    ch.held.push_back(channel_state::held_publish{key, payload, time_ns, owner, std::move(ack)});
+    return;
+  }
   refresh_policy(ch);
   if (ch.policy_generation == ~std::uint64_t{0}) {
     refuse(ack, "store_failed", fmt::format("the event log of channel \"{}\" could not be opened", name));
@@ -243,8 +249,8 @@ void shard::accept(std::string_view name, std::string_view key, std::string_view
   ++ch.published;
   bump(_published);
   if (!key.empty() && ch.policy.dedupe_window_ns > 0) {
-    ch.recent_keys.emplace(std::string(key), seq);
-    ch.key_times.emplace_back(time_ns, std::string(key));
+    ch.recent_keys.insert_or_assign(std::string(key), seq);
+    ch.key_times.push_back(channel_state::recent_key{.time_ns = time_ns, .seq = seq, .key = std::string(key)});
   }
   if (!ch.policy.durable || ch.log_id == 0) {
     deliver(ch, seq, time_ns, payload);
@@ -254,16 +260,20 @@ void shard::accept(std::string_view name, std::string_view key, std::string_view
   if (_building.owners.empty() || _building.owners.back() != owner) _building.owners.push_back(owner);
   _building.entries.push_back(
       event_log::entry{.log_id = ch.log_id, .seq = seq, .time_ns = time_ns, .key = key, .payload = payload});
-  _building.items.push_back(
-      durable_item{.ch = &ch, .seq = seq, .time_ns = time_ns, .payload = payload, .ack = std::move(ack), .ack_only = false});
+  _building.items.push_back(durable_item{.ch = &ch, .seq = seq, .time_ns = time_ns, .key = key, .payload = payload,
+                                        .ack = std::move(ack), .ack_only = false});
+  ++ch.unsynced;
   if (_building.items.size() >= _owner.options().max_durable_batch) submit_durable();
 }
 
 // True when `key` was seen inside the window: the publish is acknowledged with the first seq.
 bool shard::dedupe(channel_state& ch, std::string_view key, std::uint64_t time_ns, const ack_target& ack,
                    const std::shared_ptr<const void>& owner) {
-  while (!ch.key_times.empty() && ch.key_times.front().first + ch.policy.dedupe_window_ns < time_ns) {
-    ch.recent_keys.erase(ch.key_times.front().second);
+  while (!ch.key_times.empty() && ch.key_times.front().time_ns + ch.policy.dedupe_window_ns < time_ns) {
+    const auto& old = ch.key_times.front();
+    if (auto it = ch.recent_keys.find(old.key); it != ch.recent_keys.end() && it->second == old.seq) {
+      ch.recent_keys.erase(it);
+    }
     ch.key_times.pop_front();
   }
   auto it = ch.recent_keys.find(key);
@@ -271,8 +281,8 @@ bool shard::dedupe(channel_state& ch, std::string_view key, std::uint64_t time_n
   if (ch.policy.durable && ch.log_id != 0 && it->second > ch.synced_seq) {
     // The first publish is not synced yet: acknowledge the duplicate right after it.
     if (_building.owners.empty() || _building.owners.back() != owner) _building.owners.push_back(owner);
-    _building.items.push_back(durable_item{.ch = &ch, .seq = it->second, .time_ns = time_ns, .payload = {}, .ack = ack,
-                                        .ack_only = true});
+    _building.items.push_back(durable_item{.ch = &ch, .seq = it->second, .time_ns = time_ns, .key = key, .payload = {},
+                                        .ack = ack, .ack_only = true});
     return true;
   }
   acknowledge(ack, ch, it->second, true);
@@ -351,7 +361,13 @@ void shard::submit_durable() {
   if (_building.entries.empty()) {
     // Only acknowledgements of duplicates: they wait for the batches before them.
     if (_in_flight.empty()) {
-      for (auto& item : _building.items) acknowledge(item.ack, *item.ch, item.seq, true);
+      for (auto& item : _building.items) {
+        if (item.first_failed) {
+          refuse(item.ack, "store_failed", "event not stored: the first publish with this idempotency key failed");
+        } else {
+          acknowledge(item.ack, *item.ch, item.seq, true);
+        }
+      }
       _building = durable_batch{};
       return;
     }
@@ -361,9 +377,84 @@ void shard::submit_durable() {
     _building = durable_batch{};
     return;
   }
-  if (!log->append(_building.entries, done)) return;  // overloaded: retried from run()
+  if (auto queued = log->append(_building.entries, done); !queued) {
+    if (queued.error().retry) return;  // overloaded: retried from run()
+    // The log will not take it (e.g. stopping): refuse the publishes rather than retry forever.
+    // Batches already in flight complete first, so acknowledgements keep their order.
+    if (!_in_flight.empty()) return;
+    durable_batch failed = std::move(_building);
+    _building = durable_batch{};
+    fail_durable(failed, queued.error());
+    return;
+  }
   _in_flight.push_back(std::move(_building));
   _building = durable_batch{};
+}
+
+// Refuses every publish of a batch the log did not store. Their idempotency keys are forgotten,
+// so a retry with the same key is stored rather than answered with a seq that holds nothing.
+void shard::fail_durable(durable_batch& batch, const event_log::log_error& error) {
+  const std::string message = fmt::format("event not stored: {}", error.message);
+  for (auto& item : batch.items) {
+    if (!item.ack_only) --item.ch->unsynced;
+    if (!item.ack_only && !item.key.empty()) {
+      if (auto it = item.ch->recent_keys.find(item.key); it != item.ch->recent_keys.end() && it->second == item.seq) {
+        item.ch->recent_keys.erase(it);
+      }
+      // Duplicates of it waiting in later batches must not be acknowledged with its seq.
+      const auto mark = [&](durable_batch& later) {
+        for (auto& dup : later.items) {
+          if (dup.ack_only && dup.ch == item.ch && dup.seq == item.seq) dup.first_failed = true;
+        }
+      };
+      for (auto& later : _in_flight) mark(later);
+      mark(_building);
+    }
+    refuse(item.ack, error.code, message);
+  }
+  for (auto& item : batch.items) {
+    if (!item.ch->wipes.empty() && item.ch->unsynced == 0) finish_wipe(*item.ch);
+  }
+}
+
+void shard::wipe(wipe_history& w) {
+  channel_state& ch = channel(w.channel);
+  refresh_policy(ch);
+  auto* log = _owner.options().log;
+  if (!ch.policy.durable || ch.log_id == 0 || log == nullptr) {
+    w.reply->set_value(wipe_reply{.epoch = 0, .error_code = "not_found",
+                                  .error_message = fmt::format("channel \"{}\" is not durable; it keeps no history", w.channel)});
+    return;
+  }
+  ch.wipes.push_back(std::move(w.reply));
+  submit_durable();
+  if (ch.unsynced == 0) finish_wipe(ch);
+}
+
+// Runs once none of the channel's appends is queued or in flight, so the store holds every event
+// of the old history and none can land after the wipe.
+void shard::finish_wipe(channel_state& ch) {
+  auto replies = std::move(ch.wipes);
+  ch.wipes.clear();
+  wipe_reply result;
+  if (auto e = _owner.options().log->wipe(ch.log_id); e) {
+    ch.epoch = *e;
+    ch.seq = 0;
+    ch.synced_seq = 0;
+    ch.recent_keys.clear();
+    ch.key_times.clear();
+    result.epoch = *e;
+    if (const auto& listeners = _owner.options().sync_listeners; !listeners.empty()) {
+      listeners[_index]->synced(ch.name, 0);
+    }
+  } else {
+    result.error_code = e.error().code;
+    result.error_message = e.error().message;
+  }
+  for (auto& r : replies) r->set_value(result);
+  auto held = std::move(ch.held);
+  ch.held.clear();
+  for (auto& h : held) accept(ch.name, h.key, h.payload, h.time_ns, h.owner, std::move(h.ack));
 }
 
 // Applies completed log batches: deliver, then acknowledge. True if any completed.
@@ -373,10 +464,17 @@ bool shard::finish_durable() {
     any = true;
     durable_batch batch = std::move(_in_flight.front());
     _in_flight.pop_front();
+    if (!*result) {
+      fail_durable(batch, result->error());
+      continue;
+    }
+    for (auto& item : batch.items) {
+      if (!item.ack_only) --item.ch->unsynced;
+    }
     std::vector<std::pair<channel_state*, std::uint64_t>> synced;  // highest seq per channel, in order
     for (auto& item : batch.items) {
-      if (!*result) {
-        refuse(item.ack, result->error().code, fmt::format("event not stored: {}", result->error().message));
+      if (item.first_failed) {
+        refuse(item.ack, "store_failed", "event not stored: the first publish with this idempotency key failed");
         continue;
       }
       if (!item.ack_only) {
@@ -392,6 +490,9 @@ bool shard::finish_durable() {
     }
     if (const auto& listeners = _owner.options().sync_listeners; !listeners.empty()) {
       for (auto [ch, seq] : synced) listeners[_index]->synced(ch->name, seq);
+    }
+    for (auto& item : batch.items) {
+      if (!item.ch->wipes.empty() && item.ch->unsynced == 0) finish_wipe(*item.ch);
     }
   }
   return any;
@@ -432,6 +533,15 @@ void shard::unsubscribe(const unsubscribe_command& c) {
 }
 
 void shard::drop(conn_id conn) {
+  // Publishes still waiting for the log answer no one: an acknowledgement must not re-create the
+  // connection's output buffer after it is gone.
+  const auto forget = [conn](durable_batch& batch) {
+    for (auto& item : batch.items) {
+      if (item.ack.conn == conn && !item.ack.reply) item.ack = ack_target{};
+    }
+  };
+  forget(_building);
+  for (auto& batch : _in_flight) forget(batch);
   auto it = _conns.find(conn);
   if (it == _conns.end()) return;
   connection_out& out = it->second;

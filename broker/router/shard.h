@@ -80,6 +80,13 @@ class shard {
     std::vector<std::pair<const void*, std::uint32_t>> tally;
     std::unordered_map<std::uint32_t, std::unique_ptr<subscriber>> subs;
   };
+  // Where an acknowledgement goes: nowhere, a connection's PUBACK, or a direct publisher's reply.
+  struct ack_target {
+    conn_id conn = 0;
+    std::uint32_t request_id = 0;
+    bool wanted = false;
+    std::shared_ptr<std::promise<publish_reply>> reply;
+  };
   struct channel_state {
     std::string_view name;  // the key in _channels
     std::uint64_t seq = 0;
@@ -91,24 +98,35 @@ class shard {
     std::uint64_t log_id = 0;  // 0 = no log opened
     std::uint64_t synced_seq = 0;  // highest seq known durable (durable channels)
     std::uint64_t published = 0, delivered = 0, dropped = 0;
+    // Durable events accepted and not yet completed by the log (building or in flight).
+    std::uint64_t unsynced = 0;
+    // Wipes waiting for `unsynced` to reach 0 (all get one result), and the publishes held back.
+    std::vector<std::shared_ptr<std::promise<wipe_reply>>> wipes;
+    struct held_publish {
+      std::string_view key, payload;
+      std::uint64_t time_ns = 0;
+      std::shared_ptr<const void> owner;
+      ack_target ack;
+    };
+    std::vector<held_publish> held;
     // Dedupe window: idempotency key -> seq, and the keys in arrival order for expiry.
     common::string_map<std::uint64_t> recent_keys;
-    std::deque<std::pair<std::uint64_t, std::string>> key_times;
-  };
-  // Where an acknowledgement goes: nowhere, a connection's PUBACK, or a direct publisher's reply.
-  struct ack_target {
-    conn_id conn = 0;
-    std::uint32_t request_id = 0;
-    bool wanted = false;
-    std::shared_ptr<std::promise<publish_reply>> reply;
+    struct recent_key {
+      std::uint64_t time_ns = 0;
+      std::uint64_t seq = 0;  // expiry removes the key only while it still maps to this seq
+      std::string key;
+    };
+    std::deque<recent_key> key_times;
   };
   struct durable_item {
     channel_state* ch = nullptr;
     std::uint64_t seq = 0;
     std::uint64_t time_ns = 0;
+    std::string_view key;  // idempotency key (empty = none), forgotten again if the append fails
     std::string_view payload;
     ack_target ack;
     bool ack_only = false;  // a deduplicated publish: acknowledge, deliver nothing
+    bool first_failed = false;  // ack_only: the publish it duplicates was not stored
   };
   struct durable_batch {
     std::vector<durable_item> items;
@@ -133,6 +151,9 @@ class shard {
   void rebuild_matches(channel_state& ch);
   void submit_durable();
   bool finish_durable();
+  void fail_durable(durable_batch& batch, const event_log::log_error& error);
+  void wipe(wipe_history& w);
+  void finish_wipe(channel_state& ch);
   void subscribe(subscribe_command& c);
   void unsubscribe(const unsubscribe_command& c);
   void drop(conn_id conn);

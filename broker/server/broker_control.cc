@@ -9,8 +9,10 @@
 #include <chrono>
 #include <future>
 #include <map>
+#include <thread>
 
 #include "broker/channels/channel_config.h"
+#include "broker/common/epoch_text.h"
 #include "broker/router/topic.h"
 
 namespace switchboard::server {
@@ -249,11 +251,14 @@ std::expected<admin::history_page, admin::api_error> broker_control::history(std
   }
   auto id = _p.st.channel_id(channel);
   if (!id) return std::unexpected(store_error(id.error()));
+  auto epoch = _p.st.epoch(*id);
+  if (!epoch) return std::unexpected(store_error(epoch.error()));
   auto first = _p.st.first_seq(*id);
   if (!first) return std::unexpected(store_error(first.error()));
   auto events = _p.st.read(*id, std::max<std::uint64_t>(from_seq, 1), limit, 16u << 20);
   if (!events) return std::unexpected(store_error(events.error()));
   admin::history_page page;
+  page.epoch = *epoch;
   page.first_seq = *first;
   page.next_seq = std::max<std::uint64_t>(from_seq, 1);
   for (auto& e : *events) {
@@ -261,6 +266,37 @@ std::expected<admin::history_page, admin::api_error> broker_control::history(std
     page.events.push_back(admin::history_event{.seq = e.seq, .time_ns = e.time_ns, .payload = std::move(e.payload)});
   }
   return page;
+}
+
+std::expected<std::uint64_t, admin::api_error> broker_control::wipe_history(std::string_view channel) {
+  auto eff = _p.registry.effective(channel);
+  if (!eff) return std::unexpected(to_api(eff.error()));
+  if (!eff->config.durable.value_or(false)) {
+    return std::unexpected(admin::api_error{404, "not_found",
+                                            fmt::format("channel \"{}\" is not durable; it keeps no history", channel)});
+  }
+  // The owning shard numbers the channel: it stores what it accepted before, then wipes.
+  auto promise = std::make_shared<std::promise<router::wipe_reply>>();
+  auto reply = promise->get_future();
+  router::command cmd{router::wipe_history{.channel = std::string(channel), .reply = promise}};
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  auto& prod = producer();
+  while (!prod.try_submit(_p.rt.shard_of(channel), cmd)) {
+    if (std::chrono::steady_clock::now() > deadline) {
+      return std::unexpected(admin::api_error{503, "busy", "the router did not accept the command in time"});
+    }
+    std::this_thread::yield();
+  }
+  if (reply.wait_until(deadline) != std::future_status::ready) {
+    return std::unexpected(admin::api_error{504, "timeout", "the channel's shard did not answer in time"});
+  }
+  auto r = reply.get();
+  if (!r.error_code.empty()) {
+    const int status = r.error_code == "not_found" ? 404 : r.error_code == "store_full" ? 507 : 500;
+    return std::unexpected(admin::api_error{status, r.error_code, r.error_message});
+  }
+  spdlog::info("channel {}: history wiped, new epoch {}", channel, common::epoch_text(r.epoch));
+  return r.epoch;
 }
 
 namespace {

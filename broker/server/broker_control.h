@@ -49,6 +49,7 @@ class broker_control final : public admin::control {
                                                                  std::chrono::milliseconds timeout) override;
   std::expected<admin::history_page, admin::api_error> history(std::string_view channel, std::uint64_t from_seq,
                                                                std::size_t limit) override;
+  std::expected<std::uint64_t, admin::api_error> wipe_history(std::string_view channel) override;
   std::expected<std::string, admin::api_error> create_subscription(std::string_view body) override;
   std::expected<std::string, admin::api_error> get_subscription(std::string_view name) override;
   std::expected<std::string, admin::api_error> list_subscriptions() override;

@@ -41,7 +41,18 @@ class store_log final : public router::event_log {
     return position{.log_id = *id, .epoch = *epoch, .last_seq = *last};
   }
 
-  bool append(const std::vector<entry>& batch, completion& done) override {
+  std::expected<std::uint64_t, log_error> wipe(std::uint64_t log_id) override {
+    auto epoch = _store.wipe(log_id);
+    if (!epoch) {
+      spdlog::error("store_log: wiping the log of channel id {} failed ({}): {}", log_id,
+                    store::errc_name(epoch.error().code), epoch.error().message);
+      return std::unexpected(log_error{.code = std::string(protocol_code(epoch.error().code)),
+                                       .message = epoch.error().message, .retry = false});
+    }
+    return *epoch;
+  }
+
+  std::expected<void, log_error> append(const std::vector<entry>& batch, completion& done) override {
     std::vector<store::append_request> requests;
     requests.reserve(batch.size());
     for (const auto& e : batch) {
@@ -60,18 +71,15 @@ class store_log final : public router::event_log {
         (*holder)(std::unexpected(log_error{std::string(protocol_code(r.error().code)), r.error().message}));
       }
     });
-    if (!result) {
-      // The router's bool only says "retry later", right for errc::overloaded. errc::stopped cannot
-      // happen while shards run (the server stops the store last); errc::invalid_argument cannot
-      // happen for router-assigned positions. Either is logged (once) rather than retried silently.
-      if (result.error().code != store::errc::overloaded && !_refusal_logged.exchange(true)) {
-        spdlog::error("store_log: append refused ({}): {}", store::errc_name(result.error().code),
-                      result.error().message);
-      }
-      done = std::move(*holder);
-      return false;
+    if (result) return {};
+    done = std::move(*holder);
+    const store::errc code = result.error().code;
+    if (code != store::errc::overloaded && !_refusal_logged.exchange(true)) {
+      spdlog::error("store_log: append refused ({}): {}", store::errc_name(code), result.error().message);
     }
-    return true;
+    return std::unexpected(log_error{.code = std::string(protocol_code(code)),
+                                     .message = result.error().message,
+                                     .retry = code == store::errc::overloaded});
   }
 
  private:

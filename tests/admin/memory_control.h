@@ -89,6 +89,10 @@ class memory_control : public admin::control {
     note();
     return std::unexpected(api_error{404, "not_found", "not durable"});
   }
+  result<std::uint64_t> wipe_history(std::string_view) override {
+    note();
+    return std::unexpected(api_error{404, "not_found", "not durable"});
+  }
   result<std::string> create_subscription(std::string_view body) override {
     note();
     return std::string(body);

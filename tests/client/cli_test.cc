@@ -345,7 +345,7 @@ TEST_F(cli_admin_test, sub_durable_with_a_bad_start_is_refused_by_the_broker) {
   EXPECT_EQ(r.out, "");
   EXPECT_EQ(r.err,
             "switchboard-cli: subscribe cli.bad: invalid_options (attribute \"start\" must be one of new, all, "
-            "seq:<N>, time:<RFC3339>)\n");
+            "seq:<N>, time:<RFC3339>, or a position {\"epoch\": \"<hex>\", \"seq\": N})\n");
 }
 
 TEST_F(cli_admin_test, subscriptions_create_get_list_delete) {

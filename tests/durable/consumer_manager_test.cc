@@ -13,6 +13,7 @@
 
 #include <gtest/gtest.h>
 
+#include "broker/common/epoch_text.h"
 #include "switchboard/protocol.h"
 
 namespace switchboard::durable {
@@ -356,7 +357,7 @@ TYPED_TEST(consumer_manager_test, at_least_once_redelivers_after_ack_wait) {
   EXPECT_EQ(this->seqs(again), (std::vector<std::uint64_t>{1}));
   auto doc = this->m().get("w");
   ASSERT_TRUE(doc);
-  EXPECT_NE(doc->find(R"("q":{"epoch":)" + std::to_string(epoch) + R"(,"acked_seq":0,"pending":1})"),
+  EXPECT_NE(doc->find(R"("q":{"epoch":")" + common::epoch_text(epoch) + R"(","acked_seq":0,"pending":1})"),
             std::string::npos)
       << *doc;
   this->_input->ack(1, 1, epoch, 1);
@@ -386,24 +387,28 @@ TYPED_TEST(consumer_manager_test, dead_letters_after_max_deliveries_and_cursor_m
 
   auto list = this->m().dead_letters();
   ASSERT_TRUE(list);
-  EXPECT_NE(list->find(R"("id":"dl-q-1","subscription":"dl","channel":"q","epoch":)" + std::to_string(epoch) +
-                       R"(,"seq":1,"deliveries":2,"reason":"max_deliveries (2) exceeded without ack")"),
+  // The id carries the epoch, so ids never collide across wipes of the channel (issue 12).
+  const std::string e = common::epoch_text(epoch);
+  const std::string id1 = "dl-q-" + e + "-1";
+  const std::string id3 = "dl-q-" + e + "-3";
+  EXPECT_NE(list->find(R"("id":")" + id1 + R"(","subscription":"dl","channel":"q","epoch":")" + e +
+                       R"(","seq":1,"deliveries":2,"reason":"max_deliveries (2) exceeded without ack")"),
             std::string::npos)
       << *list;
   EXPECT_NE(list->find(R"("data":{"poison":true})"), std::string::npos) << *list;
-  auto first = this->m().take_dead_letter("dl-q-1");
+  auto first = this->m().take_dead_letter(id1);
   ASSERT_TRUE(first) << first.error().message;
   EXPECT_EQ(first->payload, R"({"poison":true})");
   EXPECT_EQ(first->channel, "q");
   EXPECT_EQ(first->seq, 1u);
   EXPECT_EQ(first->deliveries, 2u);
   EXPECT_EQ(first->reason, "max_deliveries (2) exceeded without ack");
-  auto raw = this->m().take_dead_letter("dl-q-3");
+  auto raw = this->m().take_dead_letter(id3);
   ASSERT_TRUE(raw) << raw.error().message;
   EXPECT_EQ(raw->payload, "raw\x01bytes");
-  auto gone = this->m().take_dead_letter("dl-q-1");
+  auto gone = this->m().take_dead_letter(id1);
   ASSERT_FALSE(gone);
-  EXPECT_EQ(gone.error(), (spec_error{404, "not_found", R"(dead letter "dl-q-1" does not exist)"}));
+  EXPECT_EQ(gone.error(), (spec_error{404, "not_found", "dead letter \"" + id1 + "\" does not exist"}));
   EXPECT_EQ(this->m().dead_letters().value(), "[]");
 }
 
@@ -528,7 +533,7 @@ TYPED_TEST(consumer_manager_test, overlapping_subscriptions_are_independent) {
   auto calls = this->m().get("calls").value();
   auto acme = this->m().get("acme").value();
   EXPECT_NE(
-      calls.find(R"("acme.calls.1":{"epoch":)" + std::to_string(epoch) + R"(,"acked_seq":1,"pending":1})"),
+      calls.find(R"("acme.calls.1":{"epoch":")" + common::epoch_text(epoch) + R"(","acked_seq":1,"pending":1})"),
       std::string::npos)
       << calls;
   EXPECT_EQ(calls.find("acme.sms.1"), std::string::npos) << calls;

@@ -66,7 +66,7 @@ TEST(subscription_spec_test, start_positions) {
   ASSERT_TRUE(offset);
   EXPECT_EQ(offset->time_ns, (1714564800ull - 7200) * 1'000'000'000 + 500'000'000);
   EXPECT_EQ(offset->text, "time:2024-05-01T12:00:00.5+02:00");
-  const auto bad = invalid(R"(attribute "start" must be one of new, all, seq:<N>, time:<RFC3339>)");
+  const auto bad = invalid(R"(attribute "start" must be one of new, all, seq:<N>, time:<RFC3339>, or a position {"epoch": "<hex>", "seq": N})");
   for (const char* text : {"yesterday", "seq:0", "seq:", "seq:-1", "seq:1x", "time:2024-13-01T00:00:00Z",
                            "time:2023-02-29T00:00:00Z", "time:2024-05-01T12:00:00", "time:2024-05-01"}) {
     auto r = parse_start(text);
@@ -110,9 +110,26 @@ TEST(subscription_spec_test, rejects_bad_documents_with_exact_errors) {
   EXPECT_EQ(error_of(R"({"name":"x","pattern":"a","ack":{"max_ack_pending":4294967296}})"),
             invalid(R"(attribute "ack.max_ack_pending" must be a positive integer)"));
   EXPECT_EQ(error_of(R"({"name":"x","pattern":"a","start":"seq:0"})"),
-            invalid(R"(attribute "start" must be one of new, all, seq:<N>, time:<RFC3339>)"));
+            invalid(R"(attribute "start" must be one of new, all, seq:<N>, time:<RFC3339>, or a position {"epoch": "<hex>", "seq": N})"));
   EXPECT_EQ(error_of(R"({"name":"x","pattern":"a","start":5})"),
-            invalid(R"(attribute "start" must be one of new, all, seq:<N>, time:<RFC3339>)"));
+            invalid(R"(attribute "start" must be one of new, all, seq:<N>, time:<RFC3339>, or a position {"epoch": "<hex>", "seq": N})"));
+  // Positions (issue 12): {"epoch": hex string, "seq": N}, only on a channel.
+  const auto bad_start = invalid(std::string(R"(attribute "start" must be one of new, all, seq:<N>, time:<RFC3339>, )") +
+                                 R"(or a position {"epoch": "<hex>", "seq": N})");
+  for (const char* start : {R"({"epoch":"00ff","seq":-1})", R"({"epoch":255,"seq":1})", R"({"epoch":"xyz","seq":1})",
+                            R"({"epoch":"00ff"})", R"({"epoch":"00ff","seq":1,"x":1})", R"({"epoch":"","seq":1})",
+                            R"({"epoch":"00000000000000fff","seq":1})"}) {
+    EXPECT_EQ(error_of(std::string(R"({"name":"x","pattern":"a","start":)") + start + "}"), bad_start) << start;
+  }
+  EXPECT_EQ(error_of(R"({"name":"x","pattern":"a.>","start":{"epoch":"00ff","seq":3}})"),
+            invalid(R"(attribute "start" is a position, which names one channel's history: the pattern must be a channel name)"));
+  auto pos = parse_spec(R"({"name":"x","pattern":"a.b","start":{"seq":3,"epoch":"00FF"}})");
+  ASSERT_TRUE(pos) << pos.error().message;
+  EXPECT_EQ(pos->start.kind, start_position::from::position);
+  EXPECT_EQ(pos->start.epoch, 255u);
+  EXPECT_EQ(pos->start.seq, 3u);
+  EXPECT_NE(spec_to_json(*pos).find(R"("start":{"epoch":"00000000000000ff","seq":3})"), std::string::npos);
+  EXPECT_EQ(parse_spec(spec_to_json(*pos)), *pos);
   EXPECT_EQ(error_of(R"({"name":"x","pattern":"a","filter":[]})"),
             invalid(R"(attribute "filter" must be an object)"));
   const std::string filter_hint = R"( must be a string, an integer, a boolean or {"prefix": string})";

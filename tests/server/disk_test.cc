@@ -14,6 +14,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -301,7 +302,10 @@ TEST_F(full_disk_test, durable_publishes_get_store_full_and_resume_when_space_re
   _broker.emplace(data, token);
   auto& b = *_broker;
   ASSERT_TRUE(b.ok()) << b.stderr_text();
-  make_durable(b, "dur.full");
+  // With a dedupe window: a refused publish must not leave its idempotency key behind (issue 12).
+  auto put = b.http(token)->Put("/v1/channels/dur.full", R"({"durable":true,"dedupe_window":"10m"})",
+                                "application/json");
+  ASSERT_TRUE(put && put->status == 200) << (put ? put->body : "no response");
   auto pub = connect_client(b);
   ASSERT_TRUE(pub);
   auto sub_client = connect_client(b);
@@ -313,14 +317,17 @@ TEST_F(full_disk_test, durable_publishes_get_store_full_and_resume_when_space_re
   // Durable publishes until the store refuses: WAL space RocksDB preallocated runs out first.
   std::map<std::uint64_t, std::string> acked;
   std::optional<error> refusal;
+  std::string refused_key;
   const std::string pad(4000, 'x');
   for (int i = 0; i < 50000 && !refusal; ++i) {
     const std::string payload = "{\"i\":" + std::to_string(i) + ",\"pad\":\"" + pad + "\"}";
-    auto ack = pub->publish_sync("dur.full", payload, 20s);
+    const std::string key = "key-" + std::to_string(i);
+    auto ack = pub->publish_sync("dur.full", payload, 20s, key);
     if (ack) {
       acked.emplace(ack->seq, payload);
     } else {
       refusal = ack.error();
+      refused_key = key;
     }
   }
   ASSERT_TRUE(refusal.has_value()) << "the disk never filled";
@@ -359,16 +366,51 @@ TEST_F(full_disk_test, durable_publishes_get_store_full_and_resume_when_space_re
     (void)b.terminate();
     FAIL() << "writes did not resume: " << back.second << "\n" << healthy.second << "\n" << b.stderr_text();
   }
+  // The retry of the refused publish, same idempotency key: stored as a new event, not answered
+  // with the seq that holds nothing.
   std::optional<publish_ack> resumed;
+  const std::string retry_payload = R"({"after":"space returned"})";
   for (const auto end = std::chrono::steady_clock::now() + 30s;
        !resumed && std::chrono::steady_clock::now() < end;) {
-    const std::string payload = R"({"after":"space returned"})";
-    if (auto ack = pub->publish_sync("dur.full", payload, 10s)) {
+    if (auto ack = pub->publish_sync("dur.full", retry_payload, 10s, refused_key)) {
       resumed = *ack;
-      acked.emplace(ack->seq, payload);
+      acked.emplace(ack->seq, retry_payload);
     }
   }
   ASSERT_TRUE(resumed.has_value()) << "durable publishes did not resume";
+  ASSERT_FALSE(acked.empty());
+  EXPECT_GT(resumed->seq, std::prev(acked.find(resumed->seq))->first + 1)
+      << "the refused publish's seq is a hole; the retry is numbered after it";
+  // A durable reader of the whole log crosses the hole without a `gap` notice: nothing was lost.
+  std::vector<std::string> notices;
+  std::mutex notices_mutex;
+  client_options reader_options;
+  reader_options.url = b.endpoint;
+  reader_options.token = token;
+  reader_options.reconnect = false;
+  reader_options.on_error = [&](const error& e) {
+    std::lock_guard lock(notices_mutex);
+    notices.push_back(e.broker_code + ": " + e.message);
+  };
+  auto reader = client::connect(reader_options);
+  ASSERT_TRUE(reader.has_value()) << reader.error().message;
+  subscribe_options so;
+  so.extra_json = R"("durable":"full-reader","start":"all")";
+  auto all = (*reader)->subscribe("dur.full", nullptr, so);
+  ASSERT_TRUE(all.has_value()) << all.error().message;
+  std::uint64_t read = 0;
+  for (std::uint64_t last = 0; last < resumed->seq;) {
+    auto m = (*all)->next(20s);
+    ASSERT_TRUE(m.has_value() && m->has_value()) << "durable reader stalled after seq " << last;
+    last = (*m)->seq;
+    ++read;
+  }
+  EXPECT_EQ(read, acked.size());
+  {
+    std::lock_guard lock(notices_mutex);
+    EXPECT_TRUE(notices.empty()) << notices.front();
+  }
+  (*reader)->close();
   pub->close();
   sub_client->close();
   ASSERT_EQ(b.terminate(), 0) << b.stderr_text();

@@ -5,6 +5,8 @@
 #include <switchboard/client.h>
 
 #include <mutex>
+#include <regex>
+#include <string>
 
 #include "support/broker_process.h"
 #include "support/raw_client.h"
@@ -111,7 +113,7 @@ TEST_F(durable_subscription_test, dead_letters_after_max_deliveries_and_redrive_
   EXPECT_EQ(next(*sub).seq, 1u);  // second and last delivery
 
   std::string letters;
-  for (auto end = std::chrono::steady_clock::now() + 10s; letters.find("worker-jobs-1") == std::string::npos;) {
+  for (auto end = std::chrono::steady_clock::now() + 10s; letters.find(R"("seq":1,)") == std::string::npos;) {
     ASSERT_LT(std::chrono::steady_clock::now(), end) << "no dead letter: " << letters;
     auto r = _http->Get("/v1/dead-letters");
     ASSERT_TRUE(r && r->status == 200);
@@ -120,7 +122,11 @@ TEST_F(durable_subscription_test, dead_letters_after_max_deliveries_and_redrive_
   EXPECT_NE(letters.find(R"("reason":"max_deliveries (2) exceeded without ack")"), std::string::npos) << letters;
   EXPECT_NE(letters.find(R"("data":{"job":"poison"})"), std::string::npos) << letters;
 
-  auto redrive = _http->Post("/v1/dead-letters/worker-jobs-1/redrive", "", "application/json");
+  // Dead-letter ids are <subscription>-<channel>-<epoch>-<seq>: unique across wipes (issue 12).
+  std::smatch id;
+  ASSERT_TRUE(std::regex_search(letters, id, std::regex(R"re("id":"(worker-jobs-[0-9a-f]{16}-1)")re"))) << letters;
+  const std::string letter = id[1];
+  auto redrive = _http->Post("/v1/dead-letters/" + letter + "/redrive", "", "application/json");
   ASSERT_TRUE(redrive && redrive->status == 202) << (redrive ? redrive->body : "no response");
   auto again = next(*sub);
   EXPECT_EQ(again.payload, R"({"job":"poison"})");
@@ -128,7 +134,7 @@ TEST_F(durable_subscription_test, dead_letters_after_max_deliveries_and_redrive_
   c->ack(again);
   auto after = _http->Get("/v1/dead-letters");
   ASSERT_TRUE(after && after->status == 200);
-  EXPECT_EQ(after->body.find("worker-jobs-1"), std::string::npos) << after->body;
+  EXPECT_EQ(after->body.find(letter), std::string::npos) << after->body;
 
   auto missing = _http->Post("/v1/dead-letters/nope/redrive", "", "application/json");
   ASSERT_TRUE(missing);
