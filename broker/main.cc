@@ -42,6 +42,8 @@ po::options_description describe(options& o) {
        "heartbeat assumed for clients that do not set one; 3 missed = dropped")
       ("retention-interval-ms", po::value(&o.retention_interval_ms)->default_value(o.retention_interval_ms),
        "how often retention limits are enforced (0 = never)")
+      ("channel-idle-s", po::value(&o.channel_idle_s)->default_value(o.channel_idle_s),
+       "drop a channel from memory after this long without traffic, subscribers or own config (0 = never)")
       ("log-level", po::value(&o.log_level)->default_value(o.log_level),
        "trace | debug | info | warn | error | off");
   return d;

@@ -81,10 +81,14 @@ shard_stats router::snapshot() const {
     total.published += one.published;
     total.delivered += one.delivered;
     total.channels += one.channels;
+    total.channels_expired += one.channels_expired;
+    total.durable_open += one.durable_open;
   }
   // Every shard holds every subscription (patterns may match any shard's channels): count once.
   total.subscriptions = _shards.front()->snapshot().subscriptions;
   return total;
 }
+
+shard_stats router::shard_snapshot(unsigned shard) const { return _shards.at(shard)->snapshot(); }
 
 }  // namespace switchboard::router

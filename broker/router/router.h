@@ -12,7 +12,8 @@
 //
 // Concurrency: each `producer` is used by one thread; try_take/consumer_* are called by one consumer
 // thread; snapshot() from any thread. start()/stop() from the owning thread.
-// Limitations: channels are created on first publish and kept until stop (no idle expiry yet).
+// Lifecycle: channels are created on first publish and dropped from memory when idle (see
+// router_options::channel_idle_ns and expire_idle).
 #pragma once
 
 #include <atomic>
@@ -47,6 +48,9 @@ struct channel_policy {
   // subscriber when a channel's subscriber list is built, so a wildcard subscription never
   // receives a channel its principal may not subscribe to.
   std::vector<std::string> subscribe_allow{"*"};
+  // The channel has a configuration of its own (not only attributes inherited from patterns): it
+  // stays in memory while idle (see router_options::channel_idle_ns).
+  bool configured = false;
 };
 
 // Resolves channel policies. Shards cache a channel's policy and re-resolve it when generation()
@@ -108,6 +112,11 @@ class sync_listener {
   virtual ~sync_listener() = default;
   virtual void synced(std::string_view channel, std::uint64_t seq) = 0;
 };
+
+// Events per channel in an output batch: (channel serial, count). A serial names one in-memory
+// incarnation of a channel on its shard and is never reused, so a report about a channel that has
+// expired since is simply ignored.
+using channel_tally = std::vector<std::pair<std::uint64_t, std::uint32_t>>;
 
 // Result of a publish made through the router by a non-socket producer (the admin API).
 struct publish_reply {
@@ -177,9 +186,14 @@ struct wipe_history {
 struct stats_query {
   std::shared_ptr<std::promise<std::vector<channel_stats>>> reply;
 };
+// Drop channels idle since before `now_ns - channel_idle_ns` from memory (sent about once a second
+// by the server's housekeeping thread; cost proportional to the channels it examines, not to all).
+struct expire_idle {
+  std::uint64_t now_ns = 0;
+};
 // The transport dropped events of these channels (slow consumer, drop_oldest): count them.
 struct drop_report {
-  std::vector<std::pair<const void*, std::uint32_t>> tally;
+  channel_tally tally;
 };
 // The connection is gone: forget its subscriptions and buffered output.
 struct drop_connection {
@@ -192,7 +206,7 @@ struct barrier {
   std::uint64_t token = 0;
 };
 using command = std::variant<publish_batch, subscribe_command, unsubscribe_command, drop_connection, barrier,
-                             direct_publish, stats_query, drop_report, wipe_history>;
+                             direct_publish, stats_query, drop_report, wipe_history, expire_idle>;
 
 // Encoded records for one connection (EVENT, PUBACK batches), or a barrier reply.
 struct outbound {
@@ -201,9 +215,9 @@ struct outbound {
   std::uint32_t events = 0;   // EVENT records in `bytes`
   bool droppable = true;      // every EVENT belongs to a drop_oldest subscription
   std::optional<std::uint64_t> barrier_token;
-  // Events per channel in `bytes` (opaque channel handles of the producing shard); sent back in a
+  // Events per channel in `bytes` (channel serials of the producing shard); sent back in a
   // drop_report if the transport drops the batch.
-  std::vector<std::pair<const void*, std::uint32_t>> tally;
+  channel_tally tally;
 };
 
 struct router_options {
@@ -217,6 +231,13 @@ struct router_options {
   event_log* log = nullptr;                 // null = durable channels behave as non-durable
   std::vector<sync_listener*> sync_listeners;  // empty, or one per shard
   std::size_t max_durable_batch = 1 << 16;  // events a shard holds waiting for the log
+  // Channel lifecycle: a channel with no subscribers, no configuration of its own, nothing waiting
+  // for the log and no publish for this long is dropped from memory at the next expire_idle (so
+  // between 1× and 2× this after its last event). A durable channel keeps its log and positions
+  // (the next publish reopens it and continues its seq); a non-durable one that comes back starts
+  // a new in-memory history under a new epoch. 0 = never. Short values free memory sooner at the
+  // cost of re-resolving policies (and reopening logs) of channels that come back.
+  std::uint64_t channel_idle_ns = 300'000'000'000;
   // No shard threads: the consumer thread runs the shards itself through poll(). Saves two
   // thread hand-offs per event (lower latency, less CPU on small machines) at the cost of
   // pipelining the router with the transport. The single-writer rule is unchanged: only the
@@ -227,8 +248,10 @@ struct router_options {
 struct shard_stats {
   std::uint64_t published = 0;
   std::uint64_t delivered = 0;
-  std::uint64_t channels = 0;
+  std::uint64_t channels = 0;          // gauge: channels in memory
   std::uint64_t subscriptions = 0;
+  std::uint64_t channels_expired = 0;  // dropped from memory after channel_idle_ns
+  std::uint64_t durable_open = 0;      // gauge: durable channels with their log open
 };
 
 class shard;
@@ -281,7 +304,10 @@ class router {
   [[nodiscard]] bool consumer_try_idle();
   void consumer_awake() noexcept;
 
+  // Summed over shards.
   [[nodiscard]] shard_stats snapshot() const;
+  // One shard's (index < shards()).
+  [[nodiscard]] shard_stats shard_snapshot(unsigned shard) const;
 
  private:
   friend class shard;

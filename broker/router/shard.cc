@@ -71,8 +71,12 @@ bool shard::has_work() const noexcept {
 }
 
 shard_stats shard::snapshot() const noexcept {
-  return {_published.load(std::memory_order_relaxed), _delivered.load(std::memory_order_relaxed),
-          _channel_count.load(std::memory_order_relaxed), _subscription_count.load(std::memory_order_relaxed)};
+  return {.published = _published.load(std::memory_order_relaxed),
+          .delivered = _delivered.load(std::memory_order_relaxed),
+          .channels = _channel_count.load(std::memory_order_relaxed),
+          .subscriptions = _subscription_count.load(std::memory_order_relaxed),
+          .channels_expired = _expired.load(std::memory_order_relaxed),
+          .durable_open = _durable_open.load(std::memory_order_relaxed)};
 }
 
 // Pops and handles queued commands (bounded per queue per call) and applies log completions;
@@ -146,8 +150,12 @@ void shard::handle(command& cmd) {
           report_stats(c);
         } else if constexpr (std::is_same_v<T, wipe_history>) {
           wipe(c);
+        } else if constexpr (std::is_same_v<T, expire_idle>) {
+          expire(c.now_ns);
         } else if constexpr (std::is_same_v<T, drop_report>) {
-          for (auto [handle, n] : c.tally) static_cast<channel_state*>(const_cast<void*>(handle))->dropped += n;
+          for (auto [serial, n] : c.tally) {
+            if (auto it = _by_serial.find(serial); it != _by_serial.end()) it->second->dropped += n;
+          }
         } else {
           submit_durable();
           flush_dirty();
@@ -163,8 +171,23 @@ shard::channel_state& shard::channel(std::string_view name) {
   auto it = _channels.find(name);
   if (it == _channels.end()) {
     it = _channels.emplace(std::string(name), channel_state{}).first;
-    it->second.name = it->first;
-    it->second.epoch = _owner.options().epoch;
+    channel_state& ch = it->second;
+    ch.name = it->first;
+    ch.serial = _next_serial++;
+    // A new in-memory history. Until this shard first expired a channel it can only be the
+    // channel's first since the start (the broker's epoch); after that it may be a channel coming
+    // back, whose old (epoch, seq) pairs must not be reused: an epoch derived from the expiry
+    // generation, which a later incarnation of the same channel never shares.
+    ch.epoch = _owner.options().epoch;
+    if (_expiry_generation != 0) {
+      std::uint64_t z = ch.epoch + 0x9e3779b97f4a7c15ULL * (_expiry_generation * 64 + _index + 1);
+      z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+      z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+      z ^= z >> 31;
+      ch.epoch = (z == 0 || z == _owner.options().epoch) ? z + 1 : z;
+    }
+    _by_serial.emplace(ch.serial, &ch);
+    if (_owner.options().channel_idle_ns != 0) _expiry_queue.emplace_back(ch.serial, 0);
     bump(_channel_count);
   }
   _last_channel = it->first;
@@ -193,6 +216,7 @@ void shard::refresh_policy(channel_state& ch) {
       return;
     }
     ch.log_id = pos->log_id;
+    bump(_durable_open);
     ch.epoch = pos->epoch;
     ch.seq = std::max(ch.seq, pos->last_seq);
     ch.synced_seq = ch.seq;
@@ -244,6 +268,7 @@ void shard::accept(std::string_view name, std::string_view key, std::string_view
                        ch.policy.max_payload_bytes));
     return;
   }
+  ch.last_active_ns = std::max(ch.last_active_ns, time_ns);
   if (!key.empty() && ch.policy.dedupe_window_ns > 0 && dedupe(ch, key, time_ns, ack, owner)) return;
   const std::uint64_t seq = ++ch.seq;
   ++ch.published;
@@ -283,6 +308,7 @@ bool shard::dedupe(channel_state& ch, std::string_view key, std::uint64_t time_n
     if (_building.owners.empty() || _building.owners.back() != owner) _building.owners.push_back(owner);
     _building.items.push_back(durable_item{.ch = &ch, .seq = it->second, .time_ns = time_ns, .key = key, .payload = {},
                                         .ack = ack, .ack_only = true});
+    ++ch.unsynced;
     return true;
   }
   acknowledge(ack, ch, it->second, true);
@@ -311,8 +337,8 @@ void shard::deliver(channel_state& ch, std::uint64_t seq, std::uint64_t time_ns,
     proto::frame_writer(out.buf).write(proto::event{
         .sub_id = s->sub_id, .epoch = ch.epoch, .seq = seq, .time_ns = time_ns, .channel = ch.name, .payload = payload});
     ++out.events;
-    if (out.tally.empty() || out.tally.back().first != &ch) {
-      out.tally.emplace_back(&ch, 1);
+    if (out.tally.empty() || out.tally.back().first != ch.serial) {
+      out.tally.emplace_back(ch.serial, 1);
     } else {
       ++out.tally.back().second;
     }
@@ -362,6 +388,7 @@ void shard::submit_durable() {
     // Only acknowledgements of duplicates: they wait for the batches before them.
     if (_in_flight.empty()) {
       for (auto& item : _building.items) {
+        --item.ch->unsynced;
         if (item.first_failed) {
           refuse(item.ack, "store_failed", "event not stored: the first publish with this idempotency key failed");
         } else {
@@ -396,7 +423,7 @@ void shard::submit_durable() {
 void shard::fail_durable(durable_batch& batch, const event_log::log_error& error) {
   const std::string message = fmt::format("event not stored: {}", error.message);
   for (auto& item : batch.items) {
-    if (!item.ack_only) --item.ch->unsynced;
+    --item.ch->unsynced;
     if (!item.ack_only && !item.key.empty()) {
       if (auto it = item.ch->recent_keys.find(item.key); it != item.ch->recent_keys.end() && it->second == item.seq) {
         item.ch->recent_keys.erase(it);
@@ -468,9 +495,7 @@ bool shard::finish_durable() {
       fail_durable(batch, result->error());
       continue;
     }
-    for (auto& item : batch.items) {
-      if (!item.ack_only) --item.ch->unsynced;
-    }
+    for (auto& item : batch.items) --item.ch->unsynced;
     std::vector<std::pair<channel_state*, std::uint64_t>> synced;  // highest seq per channel, in order
     for (auto& item : batch.items) {
       if (item.first_failed) {
@@ -496,6 +521,48 @@ bool shard::finish_durable() {
     }
   }
   return any;
+}
+
+// A channel may leave memory when nothing refers to it: no subscriber, no configuration of its own
+// (as of its cached policy: one configured since comes back with it on the next publish), nothing
+// waiting for the log, no wipe in progress.
+bool shard::may_expire(channel_state& ch) {
+  if (ch.unsynced != 0 || !ch.wipes.empty() || !ch.held.empty() || ch.policy.configured) return false;
+  if (ch.generation != _generation) rebuild_matches(ch);
+  return ch.matches.empty();
+}
+
+void shard::expire(std::uint64_t now_ns) {
+  const std::uint64_t idle = _owner.options().channel_idle_ns;
+  if (idle == 0) return;
+  // Bounded per pass so one pass never stalls the shard (a burst of a million idle channels
+  // leaves over the next passes).
+  constexpr std::size_t max_examined = 65536;
+  bool dropped = false;
+  for (std::size_t n = 0; n < max_examined && !_expiry_queue.empty(); ++n) {
+    const auto [serial, queued_ns] = _expiry_queue.front();
+    if (queued_ns + idle > now_ns) break;  // the queue is in time order: the rest is younger
+    _expiry_queue.pop_front();
+    auto it = _by_serial.find(serial);
+    if (it == _by_serial.end()) continue;
+    channel_state& ch = *it->second;
+    if (ch.last_active_ns + idle > now_ns || !may_expire(ch)) {
+      _expiry_queue.emplace_back(serial, now_ns);  // look again one idle period from now
+      continue;
+    }
+    if (_last_state == &ch) {
+      _last_state = nullptr;
+      _last_channel = {};
+    }
+    if (ch.log_id != 0) lower(_durable_open);
+    _by_serial.erase(it);
+    const std::string name(ch.name);  // ch.name views the key being erased
+    _channels.erase(name);
+    lower(_channel_count);
+    bump(_expired);
+    dropped = true;
+  }
+  if (dropped) ++_expiry_generation;
 }
 
 shard::connection_out& shard::out_for(conn_id conn) {

@@ -77,7 +77,7 @@ class shard {
     std::uint32_t events = 0;
     bool droppable = true;
     bool dirty = false;
-    std::vector<std::pair<const void*, std::uint32_t>> tally;
+    channel_tally tally;
     std::unordered_map<std::uint32_t, std::unique_ptr<subscriber>> subs;
   };
   // Where an acknowledgement goes: nowhere, a connection's PUBACK, or a direct publisher's reply.
@@ -89,6 +89,8 @@ class shard {
   };
   struct channel_state {
     std::string_view name;  // the key in _channels
+    std::uint64_t serial = 0;          // this incarnation's handle in output tallies (never reused)
+    std::uint64_t last_active_ns = 0;  // time of the last publish
     std::uint64_t seq = 0;
     std::uint64_t epoch = 0;
     std::uint64_t generation = ~std::uint64_t{0};  // subscription generation of `matches`
@@ -98,7 +100,8 @@ class shard {
     std::uint64_t log_id = 0;  // 0 = no log opened
     std::uint64_t synced_seq = 0;  // highest seq known durable (durable channels)
     std::uint64_t published = 0, delivered = 0, dropped = 0;
-    // Durable events accepted and not yet completed by the log (building or in flight).
+    // Durable items (events and duplicate acknowledgements) not yet completed by the log: they point
+    // at this state, which therefore must stay.
     std::uint64_t unsynced = 0;
     // Wipes waiting for `unsynced` to reach 0 (all get one result), and the publishes held back.
     std::vector<std::shared_ptr<std::promise<wipe_reply>>> wipes;
@@ -154,6 +157,8 @@ class shard {
   void fail_durable(durable_batch& batch, const event_log::log_error& error);
   void wipe(wipe_history& w);
   void finish_wipe(channel_state& ch);
+  void expire(std::uint64_t now_ns);
+  [[nodiscard]] bool may_expire(channel_state& ch);
   void subscribe(subscribe_command& c);
   void unsubscribe(const unsubscribe_command& c);
   void drop(conn_id conn);
@@ -179,6 +184,14 @@ class shard {
 
   // Shard-thread state.
   common::string_map<channel_state> _channels;
+  std::unordered_map<std::uint64_t, channel_state*> _by_serial;  // for drop reports
+  std::uint64_t _next_serial = 1;
+  // Channels to examine for expiry, (serial, time queued) in time order: each channel is queued
+  // when created and re-queued when found busy, so expiry looks at O(expired + re-queued).
+  std::deque<std::pair<std::uint64_t, std::uint64_t>> _expiry_queue;
+  // Bumped by every expiry pass that dropped a channel: a non-durable channel created after that
+  // gets an epoch derived from it, so a channel that comes back never re-uses (epoch, seq).
+  std::uint64_t _expiry_generation = 0;
   std::unordered_map<conn_id, connection_out> _conns;
   topic_trie<subscriber*> _trie;
   std::uint64_t _generation = 0;
@@ -193,6 +206,8 @@ class shard {
   std::atomic<std::uint64_t> _delivered{0};
   std::atomic<std::uint64_t> _channel_count{0};
   std::atomic<std::uint64_t> _subscription_count{0};
+  std::atomic<std::uint64_t> _expired{0};
+  std::atomic<std::uint64_t> _durable_open{0};
 };
 
 }  // namespace switchboard::router

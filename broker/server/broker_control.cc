@@ -357,28 +357,42 @@ std::expected<admin::publish_result, admin::api_error> broker_control::redrive_d
 }
 
 void broker_control::enforce_retention() {
-  auto live = shard_stats();
-  if (!live) return;
+  constexpr std::size_t page_size = 4096;
+  const auto budget_end = std::chrono::steady_clock::now() + std::chrono::milliseconds(100);
   const auto now = unix_ns();
-  for (const auto& ch : *live) {
-    if (!ch.durable) continue;
-    auto eff = _p.registry.effective(ch.name);
-    if (!eff || !eff->config.retention) continue;
-    const auto& r = *eff->config.retention;
-    store::retention limits{
-        .max_age_ns = r.max_age ? static_cast<std::uint64_t>(std::chrono::nanoseconds(*r.max_age).count()) : 0,
-        .max_events = r.max_events.value_or(0),
-        .max_bytes = r.max_bytes.value_or(0)};
-    if (limits.max_age_ns == 0 && limits.max_events == 0 && limits.max_bytes == 0) continue;
-    auto id = _p.st.channel_id(ch.name);
-    if (!id) continue;
-    auto removed = _p.st.trim(*id, limits, now);
-    if (!removed) {
-      spdlog::error("retention of {} failed: {}", ch.name, removed.error().message);
-    } else if (*removed > 0) {
-      _trimmed.fetch_add(*removed, std::memory_order_relaxed);
-      spdlog::debug("retention removed {} event(s) from {}", *removed, ch.name);
+  do {
+    auto page = _p.st.list_channels_after(_retention_after, page_size);
+    if (!page) {
+      spdlog::error("retention: cannot list channels: {}", page.error().message);
+      return;
     }
+    _retention_after = page->size() < page_size ? std::string() : page->back().first;
+    for (const auto& [name, id] : *page) {
+      auto eff = _p.registry.effective(name);
+      if (!eff || !eff->config.durable.value_or(false) || !eff->config.retention) continue;
+      const auto& r = *eff->config.retention;
+      store::retention limits{
+          .max_age_ns = r.max_age ? static_cast<std::uint64_t>(std::chrono::nanoseconds(*r.max_age).count()) : 0,
+          .max_events = r.max_events.value_or(0),
+          .max_bytes = r.max_bytes.value_or(0)};
+      if (limits.max_age_ns == 0 && limits.max_events == 0 && limits.max_bytes == 0) continue;
+      auto removed = _p.st.trim(id, limits, now);
+      if (!removed) {
+        spdlog::error("retention of {} failed: {}", name, removed.error().message);
+      } else if (*removed > 0) {
+        _trimmed.fetch_add(*removed, std::memory_order_relaxed);
+        spdlog::debug("retention removed {} event(s) from {}", *removed, name);
+      }
+    }
+  } while (!_retention_after.empty() && std::chrono::steady_clock::now() < budget_end);
+}
+
+void broker_control::expire_idle_channels() {
+  auto& prod = producer();
+  const auto now = unix_ns();
+  for (unsigned s = 0; s < _p.rt.shards(); ++s) {
+    router::command cmd{router::expire_idle{.now_ns = now}};
+    (void)prod.try_submit(s, cmd);  // a busy shard is asked again in a second
   }
 }
 
@@ -425,7 +439,14 @@ std::string broker_control::metrics() {
   counter("retention_trimmed_total", "Events removed by retention.", _trimmed.load());
   counter("connections", "Client sessions.", t.connections, "gauge");
   counter("subscriptions", "Live subscriptions.", r.subscriptions, "gauge");
-  counter("channels", "Channels known to the router.", r.channels, "gauge");
+  counter("channels", "Channels in the router's memory.", r.channels, "gauge");
+  counter("channels_expired_total", "Channels dropped from memory after --channel-idle-s.", r.channels_expired);
+  counter("durable_logs_open", "Durable channels in memory with their log open.", r.durable_open, "gauge");
+  out += "# HELP switchboard_shard_channels Channels in memory per router shard.\n"
+         "# TYPE switchboard_shard_channels gauge\n";
+  for (unsigned shard = 0; shard < _p.rt.shards(); ++shard) {
+    out += fmt::format("switchboard_shard_channels{{shard=\"{}\"}} {}\n", shard, _p.rt.shard_snapshot(shard).channels);
+  }
   counter("subscriber_queued_events", "Events waiting in per-client queues.", t.queued_events, "gauge");
   counter("config_generation", "Generation of the channel config snapshot.", _p.registry.generation(), "gauge");
   const auto d = _p.consumers.stats();

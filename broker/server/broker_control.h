@@ -65,9 +65,14 @@ class broker_control final : public admin::control {
   // the error). Cheap: reads the store's health cell.
   [[nodiscard]] std::expected<void, admin::api_error> readiness() const;
 
-  // Trims the log of every durable channel with a retention attribute (called periodically from
-  // the server's retention thread). Never blocks a shard.
+  // Trims the logs of durable channels with a retention attribute (called periodically from the
+  // server's housekeeping thread). Walks the store's channel list a page at a time, resuming where
+  // the last call stopped, for at most ~100 ms per call: never blocks a shard, and a data dir with
+  // millions of channels is covered over several calls. Housekeeping thread only.
   void enforce_retention();
+  // Asks every shard to drop channels idle for --channel-idle-s (router::expire_idle). Never
+  // blocks: a shard whose queue is full is asked again next time. Housekeeping thread only.
+  void expire_idle_channels();
 
  private:
   router::router::producer& producer();
@@ -79,6 +84,7 @@ class broker_control final : public admin::control {
   std::atomic<unsigned> _next_slot{0};
   std::mutex _config_mutex;  // serialises persist + publish of channel configs
   std::atomic<std::uint64_t> _trimmed{0};
+  std::string _retention_after;  // housekeeping thread: where the retention walk resumes
   std::atomic<std::uint64_t> _http_published{0};
 };
 

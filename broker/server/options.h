@@ -51,6 +51,12 @@ struct options {
   // How often retention limits of durable channels are enforced (0 = never). Retention runs on
   // its own thread and never stalls publishes.
   std::uint32_t retention_interval_ms = 1000;
+  // A channel with no subscribers, no configuration of its own and no traffic for this long is
+  // dropped from memory (checked about once a second, so it goes 1-2x this after its last event).
+  // Durable channels keep their logs and positions; a non-durable channel that comes back starts a
+  // new history under a new epoch. 0 = never (memory grows with every channel ever used). Shorter
+  // frees memory sooner; channels that come back cost a policy lookup (and a log reopen) again.
+  std::uint32_t channel_idle_s = 300;
   // trace, debug, info, warn, error, off.
   std::string log_level = "info";
 };

@@ -62,7 +62,8 @@ class registry_policies final : public router::policy_source {
         .dedupe_window_ns = c.dedupe_window ? static_cast<std::uint64_t>(
                                                   std::chrono::nanoseconds(*c.dedupe_window).count())
                                             : 0,
-        .subscribe_allow = c.permissions ? c.permissions->subscribe : std::vector<std::string>{"*"}};
+        .subscribe_allow = c.permissions ? c.permissions->subscribe : std::vector<std::string>{"*"},
+        .configured = std::ranges::any_of(eff.sources, [](const std::string& s) { return s == "channel"; })};
   }
   std::uint64_t generation() const noexcept override { return _registry.generation(); }
 
@@ -135,15 +136,32 @@ struct server::impl {
   void retention_loop(std::stop_token st);
 };
 
+// Housekeeping, off the router's threads: retention every retention_interval_ms, and about once
+// a second an expire_idle to every shard (channel lifecycle).
 void server::impl::retention_loop(std::stop_token stop) {
-  const auto every = std::chrono::milliseconds(opts.retention_interval_ms);
+  using clock = std::chrono::steady_clock;
+  const auto retention_every = std::chrono::milliseconds(opts.retention_interval_ms);
+  const auto expiry_every = std::chrono::milliseconds(1000);
+  auto next_retention = clock::now() + retention_every;
+  auto next_expiry = clock::now() + expiry_every;
   while (!stop.stop_requested()) {
+    auto wake = clock::time_point::max();
+    if (opts.retention_interval_ms > 0) wake = std::min(wake, next_retention);
+    if (opts.channel_idle_s > 0) wake = std::min(wake, next_expiry);
     {
       std::unique_lock lock(retention_mutex);
-      retention_cv.wait_for(lock, stop, every, [] { return false; });
+      retention_cv.wait_until(lock, stop, wake, [] { return false; });
     }
     if (stop.stop_requested()) return;
-    control->enforce_retention();
+    const auto now = clock::now();
+    if (opts.channel_idle_s > 0 && now >= next_expiry) {
+      control->expire_idle_channels();
+      next_expiry = now + expiry_every;
+    }
+    if (opts.retention_interval_ms > 0 && now >= next_retention) {
+      control->enforce_retention();
+      next_retention = clock::now() + retention_every;
+    }
   }
 }
 
@@ -210,6 +228,7 @@ std::expected<std::unique_ptr<server>, start_error> server::start(const options&
                                                          : router::slow_policy::disconnect;
   ro.policies = p->policies.get();
   ro.log = p->log.get();
+  ro.channel_idle_ns = std::uint64_t{opts.channel_idle_s} * 1'000'000'000;
   for (unsigned i = 0; i < ro.shards; ++i) {
     p->listeners.push_back(std::make_unique<consumer_notifier>(p->consumers->add_notifier()));
     ro.sync_listeners.push_back(p->listeners.back().get());
@@ -268,7 +287,7 @@ std::expected<std::unique_ptr<server>, start_error> server::start(const options&
     return std::unexpected(start_error{admin.error()});
   }
   p->admin = std::move(*admin);
-  if (opts.retention_interval_ms > 0) {
+  if (opts.retention_interval_ms > 0 || opts.channel_idle_s > 0) {
     p->retention = std::jthread([raw = p.get()](std::stop_token st) { raw->retention_loop(st); });
   }
   spdlog::info("router: {} shard(s){}; store: {}", ro.shards, ro.inline_shards ? " on the transport thread" : "",

@@ -70,6 +70,17 @@ std::expected<std::vector<std::pair<std::string, std::uint64_t>>, error> memory_
   return std::vector<std::pair<std::string, std::uint64_t>>(_channel_ids.begin(), _channel_ids.end());
 }
 
+std::expected<std::vector<std::pair<std::string, std::uint64_t>>, error> memory_store::list_channels_after(
+    std::string_view after, std::size_t limit) {
+  std::lock_guard lock(_mutex);
+  std::vector<std::pair<std::string, std::uint64_t>> out;
+  for (auto it = after.empty() ? _channel_ids.begin() : _channel_ids.upper_bound(after);
+       it != _channel_ids.end() && out.size() < limit; ++it) {
+    out.emplace_back(it->first, it->second);
+  }
+  return out;
+}
+
 std::uint64_t memory_store::new_epoch(std::uint64_t old_epoch) {
   std::uint64_t e = 0;
   while (e == 0 || e == old_epoch) e = _random();

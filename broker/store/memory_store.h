@@ -41,6 +41,8 @@ class memory_store final : public store {
   [[nodiscard]] std::expected<std::uint64_t, error> channel_id(std::string_view name) override;
   [[nodiscard]] std::expected<std::vector<std::pair<std::string, std::uint64_t>>, error> list_channels()
       override;
+  [[nodiscard]] std::expected<std::vector<std::pair<std::string, std::uint64_t>>, error> list_channels_after(
+      std::string_view after, std::size_t limit) override;
   [[nodiscard]] std::expected<std::uint64_t, error> epoch(std::uint64_t channel_id) override;
   [[nodiscard]] std::expected<void, error> append(std::vector<append_request>&& batch,
                                                   append_completion&& done) override;

@@ -579,7 +579,7 @@ std::expected<std::uint64_t, error> rocksdb_store::channel_id(std::string_view n
   auto s = _db->db->Get(rocksdb::ReadOptions(), meta, name_key, &value);
   if (s.ok() && value.size() == 8) {
     const std::uint64_t id = get_be64(value.data());
-    _channel_ids.emplace(name, id);
+    remember_id(name, id);
     return id;
   }
   if (!s.ok() && !s.IsNotFound()) return std::unexpected(fail(s, "channel_id"));
@@ -597,8 +597,20 @@ std::expected<std::uint64_t, error> rocksdb_store::channel_id(std::string_view n
   batch.Put(meta, slice(next_channel_id_key), be64(id + 1));
   s = _db->db->Write(synced(), &batch);
   if (!s.ok()) return std::unexpected(fail(s, "channel_id"));
-  _channel_ids.emplace(name, id);
+  remember_id(name, id);
   return id;
+}
+
+// The id and epoch maps are caches of the meta column family: bounded, so memory follows the
+// channels in use rather than every channel ever used (the call engine makes one per call).
+void rocksdb_store::remember_id(std::string_view name, std::uint64_t id) {
+  if (_channel_ids.size() >= max_cached_channels) _channel_ids.clear();
+  _channel_ids.emplace(name, id);
+}
+
+void rocksdb_store::remember_epoch(std::uint64_t channel_id, std::uint64_t epoch) {
+  if (_epochs.size() >= max_cached_channels && !_epochs.contains(channel_id)) _epochs.clear();
+  _epochs.insert_or_assign(channel_id, epoch);
 }
 
 std::expected<std::vector<std::pair<std::string, std::uint64_t>>, error> rocksdb_store::list_channels() {
@@ -614,6 +626,23 @@ std::expected<std::vector<std::pair<std::string, std::uint64_t>>, error> rocksdb
   return out;
 }
 
+std::expected<std::vector<std::pair<std::string, std::uint64_t>>, error> rocksdb_store::list_channels_after(
+    std::string_view after, std::size_t limit) {
+  std::vector<std::pair<std::string, std::uint64_t>> out;
+  std::unique_ptr<rocksdb::Iterator> it(_db->db->NewIterator(rocksdb::ReadOptions(), (*_db)[kind::meta]));
+  const std::string start = std::string(channel_id_prefix) + std::string(after);
+  for (it->Seek(start); it->Valid() && out.size() < limit; it->Next()) {
+    const std::string_view key(it->key().data(), it->key().size());
+    if (!key.starts_with(channel_id_prefix)) break;
+    const std::string_view name = key.substr(channel_id_prefix.size());
+    if (!after.empty() && name == after) continue;
+    if (it->value().size() != 8) return std::unexpected(error{errc::corruption, "list_channels: bad stored id"});
+    out.emplace_back(name, get_be64(it->value().data()));
+  }
+  if (!it->status().ok()) return std::unexpected(fail(it->status(), "list_channels"));
+  return out;
+}
+
 std::expected<std::optional<std::uint64_t>, error> rocksdb_store::load_epoch(std::uint64_t channel_id) {
   if (auto it = _epochs.find(channel_id); it != _epochs.end()) return it->second;
   std::string value;
@@ -622,7 +651,7 @@ std::expected<std::optional<std::uint64_t>, error> rocksdb_store::load_epoch(std
   if (!s.ok()) return std::unexpected(fail(s, "epoch"));
   if (value.size() != 8) return std::unexpected(error{errc::corruption, "epoch: bad stored epoch"});
   const std::uint64_t e = get_be64(value.data());
-  _epochs.emplace(channel_id, e);
+  remember_epoch(channel_id, e);
   return e;
 }
 
@@ -638,7 +667,7 @@ std::expected<std::uint64_t, error> rocksdb_store::store_new_epoch(std::uint64_t
   batch.Put((*_db)[kind::meta], epoch_key(channel_id), be64(e));
   const auto s = _db->db->Write(synced(), &batch);
   if (!s.ok()) return std::unexpected(fail(s, wipe_log ? "wipe" : "epoch"));
-  _epochs.insert_or_assign(channel_id, e);
+  remember_epoch(channel_id, e);
   return e;
 }
 

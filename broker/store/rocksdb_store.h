@@ -77,6 +77,8 @@ class rocksdb_store final : public store {
   [[nodiscard]] std::expected<std::uint64_t, error> channel_id(std::string_view name) override;
   [[nodiscard]] std::expected<std::vector<std::pair<std::string, std::uint64_t>>, error> list_channels()
       override;
+  [[nodiscard]] std::expected<std::vector<std::pair<std::string, std::uint64_t>>, error> list_channels_after(
+      std::string_view after, std::size_t limit) override;
   [[nodiscard]] std::expected<std::uint64_t, error> epoch(std::uint64_t channel_id) override;
   [[nodiscard]] std::expected<void, error> append(std::vector<append_request>&& batch,
                                                   append_completion&& done) override;
@@ -114,6 +116,10 @@ class rocksdb_store final : public store {
   const std::unique_ptr<handles> _db;
   const bool _sync;
 
+  // Caches (of kind::meta) hold at most this many channels each; beyond it they start over.
+  static constexpr std::size_t max_cached_channels = 1 << 16;
+  void remember_id(std::string_view name, std::uint64_t id);        // requires _ids_mutex
+  void remember_epoch(std::uint64_t channel_id, std::uint64_t epoch);  // requires _ids_mutex
   std::mutex _ids_mutex;  // guards the three members below
   std::map<std::string, std::uint64_t, std::less<>> _channel_ids;
   std::unordered_map<std::uint64_t, std::uint64_t> _epochs;

@@ -226,6 +226,10 @@ class store {
   // whose log is empty or wiped is still listed.
   [[nodiscard]] virtual std::expected<std::vector<std::pair<std::string, std::uint64_t>>, error>
   list_channels() = 0;
+  // One page of list_channels(): at most `limit` channels whose names sort after `after` (bytewise;
+  // "" = from the start), so a background walk over millions of channels holds one page at a time.
+  [[nodiscard]] virtual std::expected<std::vector<std::pair<std::string, std::uint64_t>>, error>
+  list_channels_after(std::string_view after, std::size_t limit) = 0;
   // The epoch of the channel's history, creating and persisting a random non-zero one on first use.
   [[nodiscard]] virtual std::expected<std::uint64_t, error> epoch(std::uint64_t channel_id) = 0;
 

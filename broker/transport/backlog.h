@@ -24,6 +24,8 @@
 #include <string_view>
 #include <vector>
 
+#include "broker/router/router.h"
+
 namespace switchboard::transport {
 
 enum class overflow_policy : std::uint8_t { disconnect, drop_oldest, conflate, spill, keep };
@@ -33,7 +35,7 @@ struct queued_batch {
   std::uint32_t events = 0;  // EVENT records in bytes
   bool droppable = false;    // every EVENT is drop_oldest
   unsigned shard = 0;        // producer, for drop reports
-  std::vector<std::pair<const void*, std::uint32_t>> tally;  // events per channel handle
+  router::channel_tally tally;  // events per channel handle
 };
 
 struct spill_request {
@@ -49,7 +51,7 @@ struct shed_result {
   std::uint64_t spilled = 0;        // handed to the log
   std::vector<spill_request> spills;
   // Dropped whole batches' tallies, per producing shard (for per-channel stats).
-  std::vector<std::pair<unsigned, std::vector<std::pair<const void*, std::uint32_t>>>> reports;
+  std::vector<std::pair<unsigned, router::channel_tally>> reports;
 };
 
 // How an event should be shed: the policy, and for conflate the JSON field to key on.

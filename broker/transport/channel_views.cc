@@ -25,6 +25,7 @@ const channel_view& channel_views::of(std::string_view channel) {
       case channels::slow_consumer_policy::conflate: v.policy = overflow_policy::conflate; break;
       case channels::slow_consumer_policy::spill: v.policy = overflow_policy::spill; break;
     }
+    if (_views.size() >= max_views) _views.clear();  // a cache: memory follows channels in use
     it = _views.emplace(std::string(channel), std::move(v)).first;
   }
   _last = &*it;

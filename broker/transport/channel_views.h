@@ -3,8 +3,8 @@
 // generation: one registry resolution per channel per generation, and a one-entry cache for the
 // common run of records on one channel.
 //
-// Limitations: the cache holds one entry per channel seen in the current generation; it is
-// cleared whenever any config changes.
+// Limitations: the cache holds one entry per channel seen in the current generation, at most
+// max_views (then it starts over); it is cleared whenever any config changes.
 // Concurrency: one owning thread (the transport's); the registry itself is thread-safe.
 #pragma once
 
@@ -39,6 +39,7 @@ class channel_views {
   }
 
  private:
+  static constexpr std::size_t max_views = 1 << 16;
   const channels::config_registry* _policies;
   common::string_map<channel_view> _views;
   const std::pair<const std::string, channel_view>* _last = nullptr;

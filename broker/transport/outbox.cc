@@ -24,7 +24,7 @@ std::string error_record(std::uint32_t ref, std::string_view code, std::string_v
 }  // namespace
 
 void outbox::send(session& s, std::string&& bytes, std::uint32_t events, bool droppable, unsigned shard,
-                  std::vector<std::pair<const void*, std::uint32_t>>&& tally) {
+                  router::channel_tally&& tally) {
   if (s.ended) return;
   if (s.pending.empty()) {
     const auto acks = spill_acks(s, bytes);

@@ -57,7 +57,7 @@ class outbox {
   // Sends one batch to `s` (a no-op when it has ended), or queues it. `events` counts its EVENT
   // records; `droppable`: every EVENT is drop_oldest; `shard`/`tally` feed drop reports.
   void send(session& s, std::string&& bytes, std::uint32_t events = 0, bool droppable = false,
-            unsigned shard = no_shard, std::vector<std::pair<const void*, std::uint32_t>>&& tally = {});
+            unsigned shard = no_shard, router::channel_tally&& tally = {});
   // ERR `code` to a session.
   void send_error(session& s, std::uint32_t ref, std::string_view code, std::string_view message);
   // ERR to a routing identity: its live session if any, else best effort (retried for 2 s when the
@@ -72,7 +72,7 @@ class outbox {
   void forget(router::conn_id id) { _stalled.erase(id); }
 
   // Work the loop must do outside any send: drop reports for the shards, and spills to start.
-  using drop_report = std::pair<unsigned, std::vector<std::pair<const void*, std::uint32_t>>>;
+  using drop_report = std::pair<unsigned, router::channel_tally>;
   [[nodiscard]] std::vector<drop_report> take_drop_reports() { return std::exchange(_drop_reports, {}); }
   [[nodiscard]] std::vector<std::pair<router::conn_id, spill_request>> take_spills() {
     return std::exchange(_spills, {});

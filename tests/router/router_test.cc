@@ -18,6 +18,7 @@ namespace proto = switchboard::protocol;
 // Collects output for each connection, decoding EVENT/PUBACK records.
 struct collected {
   std::map<std::string, std::vector<std::uint64_t>> seqs_by_channel;  // EVENTs
+  std::map<std::string, std::vector<std::uint64_t>> epochs_by_channel;
   std::vector<std::uint64_t> puback_seqs;
   std::size_t barriers = 0;
   std::size_t events = 0;
@@ -26,8 +27,9 @@ struct collected {
 // Parameter: inline_shards (the consumer thread runs the shards) or shard threads.
 class router_test : public ::testing::TestWithParam<bool> {
  protected:
-  void make(unsigned shards) {
+  void make(unsigned shards, std::uint64_t channel_idle_ns = 0) {
     router_options o;
+    o.channel_idle_ns = channel_idle_ns;
     o.shards = shards;
     o.epoch = 42;
     o.queue_capacity = 64;  // small, so back-pressure paths run
@@ -67,8 +69,11 @@ class router_test : public ::testing::TestWithParam<bool> {
       ASSERT_TRUE(f.has_value());
       if (!*f) break;
       if (auto* ev = std::get_if<proto::event>(&**f)) {
-        EXPECT_EQ(ev->epoch, 42u);
+        if (_broker_epoch_only) {
+          EXPECT_EQ(ev->epoch, 42u);
+        }
         c.seqs_by_channel[std::string(ev->channel)].push_back(ev->seq);
+        c.epochs_by_channel[std::string(ev->channel)].push_back(ev->epoch);
         ++c.events;
         ++events;
       } else if (auto* ack = std::get_if<proto::puback>(&**f)) {
@@ -107,6 +112,7 @@ class router_test : public ::testing::TestWithParam<bool> {
   router::producer* _producer = nullptr;
   std::atomic<int> _wakes{0};
   std::map<conn_id, collected> _out;
+  bool _broker_epoch_only = true;  // every EVENT carries router_options::epoch (no expiry happened)
 };
 
 TEST_P(router_test, events_reach_matching_subscribers_in_order_across_shards) {
@@ -214,6 +220,44 @@ TEST_P(router_test, stop_processes_everything_already_submitted) {
 
 INSTANTIATE_TEST_SUITE_P(modes, router_test, ::testing::Values(false, true),
                          [](const auto& info) { return info.param ? "inline" : "threaded"; });
+
+// Channel lifecycle (issue 12): idle channels with no subscriber leave memory on expire_idle; a
+// channel that comes back starts a new history under a new epoch, never re-using (epoch, seq).
+TEST_P(router_test, idle_channels_expire_and_come_back_under_a_new_epoch) {
+  constexpr std::uint64_t second = 1'000'000'000;
+  _broker_epoch_only = false;
+  make(2, second);
+  submit_all(subscribe_command{1, 1, "keep.>", slow_policy::disconnect, false, "tenant", "principal"});
+  publish(2, batch_of({"keep.a", "gone.a", "gone.b"}, 3, false));  // published at t = 1 ns
+  auto recent = batch_of({"busy.a"}, 1, false);
+  submit_all(publish_batch{2, recent, *recent, 2 * second + second / 2, true});
+  sync(2);
+  EXPECT_EQ(_router->snapshot().channels, 4u);
+  EXPECT_EQ(_out[1].epochs_by_channel["keep.a"], (std::vector<std::uint64_t>{42, 42, 42}));
+
+  submit_all(expire_idle{.now_ns = 3 * second});
+  sync(2);
+  // gone.a and gone.b were idle and unwatched; keep.a has a subscriber; busy.a was active 0.5 s ago.
+  EXPECT_EQ(_router->snapshot().channels, 2u);
+  EXPECT_EQ(_router->snapshot().channels_expired, 2u);
+
+  // gone.a comes back: numbered from 1 again, under an epoch that is not the old one.
+  submit_all(subscribe_command{3, 1, "gone.a", slow_policy::disconnect, false, "tenant", "principal"});
+  publish(2, batch_of({"gone.a"}, 2, false));
+  sync(2);
+  sync(3);
+  EXPECT_EQ(_out[3].seqs_by_channel["gone.a"], (std::vector<std::uint64_t>{1, 2}));
+  ASSERT_EQ(_out[3].epochs_by_channel["gone.a"].size(), 2u);
+  EXPECT_NE(_out[3].epochs_by_channel["gone.a"][0], 42u);
+  EXPECT_EQ(_out[3].epochs_by_channel["gone.a"][0], _out[3].epochs_by_channel["gone.a"][1]);
+
+  // Once its subscriber leaves and it stays idle, keep.a goes too; busy.a after its idle period.
+  submit_all(unsubscribe_command{.conn = 1, .sub_id = 1});
+  submit_all(expire_idle{.now_ns = 5 * second});
+  sync(2);
+  EXPECT_EQ(_router->snapshot().channels, 1u);  // gone.a: watched by conn 3
+  EXPECT_EQ(_router->snapshot().channels_expired, 4u);
+}
 
 }  // namespace
 }  // namespace switchboard::router

@@ -43,7 +43,7 @@ policy_lookup fixed(overflow_policy p, std::string_view key = {}) {
 TEST(backlog_test, drop_oldest_batches_go_whole_and_are_reported) {
   std::deque<queued_batch> backlog;
   backlog.push_back(batch_of(1, "a", 1, 10, [](int) { return "x"; }, true));
-  backlog.back().tally = {{reinterpret_cast<const void*>(0x1), 10}};
+  backlog.back().tally = {{1, 10}};  // channel serial 1
   backlog.back().shard = 3;
   backlog.push_back(batch_of(1, "a", 11, 10, [](int) { return "x"; }, true));
   std::size_t events = 20;
