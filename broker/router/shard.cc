@@ -274,8 +274,9 @@ void shard::accept(std::string_view name, std::string_view key, std::string_view
   ++ch.published;
   bump(_published);
   if (!key.empty() && ch.policy.dedupe_window_ns > 0) {
-    ch.recent_keys.insert_or_assign(std::string(key), seq);
-    ch.key_times.push_back(channel_state::recent_key{.time_ns = time_ns, .seq = seq, .key = std::string(key)});
+    if (!ch.dedupe) ch.dedupe = std::make_unique<dedupe_window>();
+    ch.dedupe->recent_keys.insert_or_assign(std::string(key), seq);
+    ch.dedupe->key_times.push_back(dedupe_window::recent_key{.time_ns = time_ns, .seq = seq, .key = std::string(key)});
   }
   if (!ch.policy.durable || ch.log_id == 0) {
     deliver(ch, seq, time_ns, payload);
@@ -294,15 +295,17 @@ void shard::accept(std::string_view name, std::string_view key, std::string_view
 // True when `key` was seen inside the window: the publish is acknowledged with the first seq.
 bool shard::dedupe(channel_state& ch, std::string_view key, std::uint64_t time_ns, const ack_target& ack,
                    const std::shared_ptr<const void>& owner) {
-  while (!ch.key_times.empty() && ch.key_times.front().time_ns + ch.policy.dedupe_window_ns < time_ns) {
-    const auto& old = ch.key_times.front();
-    if (auto it = ch.recent_keys.find(old.key); it != ch.recent_keys.end() && it->second == old.seq) {
-      ch.recent_keys.erase(it);
+  if (!ch.dedupe) return false;
+  auto& window = *ch.dedupe;
+  while (!window.key_times.empty() && window.key_times.front().time_ns + ch.policy.dedupe_window_ns < time_ns) {
+    const auto& old = window.key_times.front();
+    if (auto it = window.recent_keys.find(old.key); it != window.recent_keys.end() && it->second == old.seq) {
+      window.recent_keys.erase(it);
     }
-    ch.key_times.pop_front();
+    window.key_times.pop_front();
   }
-  auto it = ch.recent_keys.find(key);
-  if (it == ch.recent_keys.end()) return false;
+  auto it = window.recent_keys.find(key);
+  if (it == window.recent_keys.end()) return false;
   if (ch.policy.durable && ch.log_id != 0 && it->second > ch.synced_seq) {
     // The first publish is not synced yet: acknowledge the duplicate right after it.
     if (_building.owners.empty() || _building.owners.back() != owner) _building.owners.push_back(owner);
@@ -425,8 +428,10 @@ void shard::fail_durable(durable_batch& batch, const event_log::log_error& error
   for (auto& item : batch.items) {
     --item.ch->unsynced;
     if (!item.ack_only && !item.key.empty()) {
-      if (auto it = item.ch->recent_keys.find(item.key); it != item.ch->recent_keys.end() && it->second == item.seq) {
-        item.ch->recent_keys.erase(it);
+      if (auto* window = item.ch->dedupe.get()) {
+        if (auto it = window->recent_keys.find(item.key); it != window->recent_keys.end() && it->second == item.seq) {
+          window->recent_keys.erase(it);
+        }
       }
       // Duplicates of it waiting in later batches must not be acknowledged with its seq.
       const auto mark = [&](durable_batch& later) {
@@ -468,8 +473,7 @@ void shard::finish_wipe(channel_state& ch) {
     ch.epoch = *e;
     ch.seq = 0;
     ch.synced_seq = 0;
-    ch.recent_keys.clear();
-    ch.key_times.clear();
+    ch.dedupe.reset();
     result.epoch = *e;
     if (const auto& listeners = _owner.options().sync_listeners; !listeners.empty()) {
       listeners[_index]->synced(ch.name, 0);
@@ -562,7 +566,16 @@ void shard::expire(std::uint64_t now_ns) {
     bump(_expired);
     dropped = true;
   }
-  if (dropped) ++_expiry_generation;
+  if (!dropped) return;
+  ++_expiry_generation;
+  // Hash tables keep their bucket arrays after mass erasure (8 bytes per channel ever held, each):
+  // shrink them once they are mostly empty, so memory follows the live channels.
+  const auto shrink = [](auto& map) {
+    if (map.bucket_count() > 1024 && map.size() < map.bucket_count() / 8) map.rehash(0);
+  };
+  shrink(_channels);
+  shrink(_by_serial);
+  if (_expiry_queue.empty()) _expiry_queue.shrink_to_fit();
 }
 
 shard::connection_out& shard::out_for(conn_id conn) {

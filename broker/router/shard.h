@@ -87,6 +87,16 @@ class shard {
     bool wanted = false;
     std::shared_ptr<std::promise<publish_reply>> reply;
   };
+  // Idempotency key -> seq, and the keys in arrival order for expiry.
+  struct dedupe_window {
+    common::string_map<std::uint64_t> recent_keys;
+    struct recent_key {
+      std::uint64_t time_ns = 0;
+      std::uint64_t seq = 0;  // expiry removes the key only while it still maps to this seq
+      std::string key;
+    };
+    std::deque<recent_key> key_times;
+  };
   struct channel_state {
     std::string_view name;  // the key in _channels
     std::uint64_t serial = 0;          // this incarnation's handle in output tallies (never reused)
@@ -112,14 +122,9 @@ class shard {
       ack_target ack;
     };
     std::vector<held_publish> held;
-    // Dedupe window: idempotency key -> seq, and the keys in arrival order for expiry.
-    common::string_map<std::uint64_t> recent_keys;
-    struct recent_key {
-      std::uint64_t time_ns = 0;
-      std::uint64_t seq = 0;  // expiry removes the key only while it still maps to this seq
-      std::string key;
-    };
-    std::deque<recent_key> key_times;
+    // Dedupe window (allocated on the first key: most channels never use one, and a channel's
+    // footprint decides how many idle calls fit in memory).
+    std::unique_ptr<dedupe_window> dedupe;
   };
   struct durable_item {
     channel_state* ch = nullptr;

@@ -85,6 +85,8 @@ class broker_control final : public admin::control {
   std::mutex _config_mutex;  // serialises persist + publish of channel configs
   std::atomic<std::uint64_t> _trimmed{0};
   std::string _retention_after;  // housekeeping thread: where the retention walk resumes
+  std::uint64_t _expired_at_trim = 0;  // housekeeping thread: channels expired at the last malloc_trim
+  std::chrono::steady_clock::time_point _last_trim{};  // housekeeping thread
   std::atomic<std::uint64_t> _http_published{0};
 };
 

@@ -2,6 +2,14 @@
 
 namespace switchboard::transport {
 
+void channel_views::trim(std::chrono::steady_clock::time_point now) {
+  if (now < _next_trim) return;
+  _next_trim = now + std::chrono::seconds(10);
+  if (_views.size() <= 1024) return;
+  _views = {};  // also frees the bucket array, which clear() keeps
+  _last = nullptr;
+}
+
 const channel_view& channel_views::of(std::string_view channel) {
   static const channel_view defaults{};
   if (_policies == nullptr) return defaults;

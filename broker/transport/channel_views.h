@@ -8,6 +8,7 @@
 // Concurrency: one owning thread (the transport's); the registry itself is thread-safe.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -33,6 +34,10 @@ class channel_views {
 
   // The view of `channel`; valid until the next call.
   [[nodiscard]] const channel_view& of(std::string_view channel);
+  // Housekeeping (the owning thread, about every 100 ms): every 10 s, a cache grown beyond 1024
+  // channels is released, so a burst of channels (a million calls) does not keep its memory; hot
+  // channels are resolved again once.
+  void trim(std::chrono::steady_clock::time_point now);
   // The channel's permission lists, or null when there is no configuration at all.
   [[nodiscard]] const channels::permission_lists* permissions_of(std::string_view channel) {
     return _policies == nullptr ? nullptr : &of(channel).permissions;
@@ -40,6 +45,7 @@ class channel_views {
 
  private:
   static constexpr std::size_t max_views = 1 << 16;
+  std::chrono::steady_clock::time_point _next_trim{};
   const channels::config_registry* _policies;
   common::string_map<channel_view> _views;
   const std::pair<const std::string, channel_view>* _last = nullptr;

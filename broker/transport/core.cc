@@ -182,6 +182,7 @@ void transport_core::tick(clock::time_point now) {
 }
 
 void transport_core::sweep(clock::time_point now) {
+  _views.trim(now);
   for (auto id : _sessions.expired(now)) {
     session* s = _sessions.find(id);
     spdlog::info("session {} ({}) missed 3 heartbeats ({} ms each); dropping it", id, s->who.name,
