@@ -69,13 +69,23 @@ class policy_source {
 class event_log {
  public:
   virtual ~event_log() = default;
+  struct keyed_seq {
+    std::uint64_t seq = 0;
+    std::uint64_t time_ns = 0;
+    std::string key;
+  };
   struct position {
     std::uint64_t log_id = 0;
     std::uint64_t epoch = 0;
     std::uint64_t last_seq = 0;
+    // With keys_since_ns: the idempotency keys of the events published since then, in seq order
+    // (so a restarted broker's dedupe window holds what it held before).
+    std::vector<keyed_seq> recent_keys;
   };
-  // Opens (creating if needed) a channel's log. Blocks briefly (a synced write the first time).
-  [[nodiscard]] virtual std::expected<position, std::string> open(std::string_view channel) = 0;
+  // Opens (creating if needed) a channel's log; keys_since_ns != 0 also reads the keys published
+  // since (Unix ns). Blocks briefly (a synced write the first time; a backward read of the window).
+  [[nodiscard]] virtual std::expected<position, std::string> open(std::string_view channel,
+                                                                  std::uint64_t keys_since_ns) = 0;
   struct entry {
     std::uint64_t log_id = 0;
     std::uint64_t seq = 0;

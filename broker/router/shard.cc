@@ -4,6 +4,7 @@
 #include <switchboard/protocol.h>
 
 #include <algorithm>
+#include <chrono>
 
 namespace switchboard::router {
 
@@ -209,7 +210,15 @@ void shard::refresh_policy(channel_state& ch) {
   ch.policy_generation = _policy_generation;
   ch.generation = ~std::uint64_t{0};  // permissions may have changed: rebuild the subscriber list
   if (ch.policy.durable && ch.log_id == 0 && opts.log != nullptr) {
-    auto pos = opts.log->open(ch.name);
+    // A dedupe window survives a restart (and an expiry): rebuilt from the keys the log holds.
+    std::uint64_t keys_since = 0;
+    if (ch.policy.dedupe_window_ns != 0) {
+      const auto now = static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                                      std::chrono::system_clock::now().time_since_epoch())
+                                                      .count());
+      keys_since = now > ch.policy.dedupe_window_ns ? now - ch.policy.dedupe_window_ns : 1;
+    }
+    auto pos = opts.log->open(ch.name, keys_since);
     if (!pos) {
       // Without a log the channel cannot keep its promise; refuse its events until it opens.
       ch.policy_generation = ~std::uint64_t{0};
@@ -220,6 +229,13 @@ void shard::refresh_policy(channel_state& ch) {
     ch.epoch = pos->epoch;
     ch.seq = std::max(ch.seq, pos->last_seq);
     ch.synced_seq = ch.seq;
+    if (!pos->recent_keys.empty()) {
+      if (!ch.dedupe) ch.dedupe = std::make_unique<dedupe_window>();
+      for (auto& k : pos->recent_keys) {
+        ch.dedupe->recent_keys.insert_or_assign(k.key, k.seq);
+        ch.dedupe->key_times.push_back(dedupe_window::recent_key{.time_ns = k.time_ns, .seq = k.seq, .key = std::move(k.key)});
+      }
+    }
   }
 }
 

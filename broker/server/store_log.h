@@ -31,14 +31,23 @@ class store_log final : public router::event_log {
  public:
   explicit store_log(store::store& st) : _store(st) {}
 
-  std::expected<position, std::string> open(std::string_view channel) override {
+  std::expected<position, std::string> open(std::string_view channel, std::uint64_t keys_since_ns) override {
+    // Keys a dedupe window may hold at most after a restart (newest first); a bound on the read.
+    constexpr std::size_t max_recent_keys = 1 << 20;
     auto id = _store.channel_id(channel);
     if (!id) return std::unexpected(id.error().message);
     auto epoch = _store.epoch(*id);
     if (!epoch) return std::unexpected(epoch.error().message);
     auto last = _store.last_seq(*id);
     if (!last) return std::unexpected(last.error().message);
-    return position{.log_id = *id, .epoch = *epoch, .last_seq = *last};
+    position pos{.log_id = *id, .epoch = *epoch, .last_seq = *last, .recent_keys = {}};
+    if (keys_since_ns != 0) {
+      auto keys = _store.recent_keys(*id, keys_since_ns, max_recent_keys);
+      if (!keys) return std::unexpected(keys.error().message);
+      pos.recent_keys.reserve(keys->size());
+      for (auto& k : *keys) pos.recent_keys.push_back(keyed_seq{k.seq, k.time_ns, std::move(k.key)});
+    }
+    return pos;
   }
 
   std::expected<std::uint64_t, log_error> wipe(std::uint64_t log_id) override {

@@ -2,6 +2,7 @@
 
 #include "broker/store/checks.h"
 
+#include <algorithm>
 #include <iterator>
 #include <utility>
 
@@ -140,6 +141,21 @@ std::expected<std::uint64_t, error> memory_store::last_seq(std::uint64_t channel
   if (it != _logs.end() && !it->second.empty()) return it->second.rbegin()->first;
   auto mark = _high_water.find(channel_id);
   return mark == _high_water.end() ? 0 : mark->second;
+}
+
+std::expected<std::vector<store::keyed_event>, error> memory_store::recent_keys(std::uint64_t channel_id,
+                                                                                 std::uint64_t since_ns,
+                                                                                 std::size_t max_keys) {
+  std::lock_guard lock(_mutex);
+  std::vector<keyed_event> out;
+  auto log_it = _logs.find(channel_id);
+  if (log_it == _logs.end()) return out;
+  for (auto it = log_it->second.rbegin(); it != log_it->second.rend() && out.size() < max_keys; ++it) {
+    if (it->second.time_ns < since_ns) break;
+    if (!it->second.key.empty()) out.push_back(keyed_event{it->first, it->second.time_ns, it->second.key});
+  }
+  std::ranges::reverse(out);
+  return out;
 }
 
 std::expected<std::uint64_t, error> memory_store::trimmed_through(std::uint64_t channel_id) {

@@ -53,6 +53,9 @@ class memory_store final : public store {
   [[nodiscard]] std::expected<std::uint64_t, error> first_seq(std::uint64_t channel_id) override;
   [[nodiscard]] std::expected<std::uint64_t, error> last_seq(std::uint64_t channel_id) override;
   [[nodiscard]] std::expected<std::uint64_t, error> trimmed_through(std::uint64_t channel_id) override;
+  [[nodiscard]] std::expected<std::vector<keyed_event>, error> recent_keys(std::uint64_t channel_id,
+                                                                           std::uint64_t since_ns,
+                                                                           std::size_t max_keys) override;
   [[nodiscard]] std::expected<std::uint64_t, error> trim(std::uint64_t channel_id, const retention& r,
                                                          std::uint64_t now_ns) override;
   [[nodiscard]] std::expected<std::uint64_t, error> wipe(std::uint64_t channel_id) override;

@@ -2,6 +2,7 @@
 
 #include "broker/store/checks.h"
 
+#include <algorithm>
 #include <cstdarg>
 #include <cstdio>
 #include <filesystem>
@@ -21,7 +22,7 @@ namespace switchboard::store {
 namespace {
 
 constexpr std::array<const char*, kind_count> cf_names = {"channels", "subscriptions", "events",
-                                                          "dead_letters", "meta"};
+                                                          "dead_letters", "meta", "media_index"};
 constexpr std::string_view next_channel_id_key = "store.next_channel_id";
 constexpr std::string_view channel_id_prefix = "store.channel_id.";
 constexpr std::string_view epoch_prefix = "store.epoch.";
@@ -771,6 +772,22 @@ std::expected<std::uint64_t, error> rocksdb_store::last_seq(std::uint64_t channe
   if (!c.it->status().ok()) return std::unexpected(fail(c.it->status(), "last_seq"));
   if (c.it->Valid()) return c.seq();  // trim removes a prefix: a stored event is above the mark
   return trimmed_through(channel_id);
+}
+
+std::expected<std::vector<store::keyed_event>, error> rocksdb_store::recent_keys(std::uint64_t channel_id,
+                                                                                  std::uint64_t since_ns,
+                                                                                  std::size_t max_keys) {
+  std::vector<keyed_event> out;
+  channel_iterator c(*_db->db, (*_db)[kind::events], channel_id);
+  for (c.it->SeekToLast(); c.it->Valid() && out.size() < max_keys; c.it->Prev()) {
+    auto ev = decode_event(c.it->value());
+    if (!ev) return std::unexpected(std::move(ev.error()));
+    if (ev->time_ns < since_ns) break;
+    if (!ev->key.empty()) out.push_back(keyed_event{c.seq(), ev->time_ns, std::string(ev->key)});
+  }
+  if (!c.it->status().ok()) return std::unexpected(fail(c.it->status(), "recent_keys"));
+  std::ranges::reverse(out);
+  return out;
 }
 
 std::expected<std::uint64_t, error> rocksdb_store::trimmed_through(std::uint64_t channel_id) {

@@ -98,8 +98,9 @@ enum class kind : std::uint8_t {
   events,         // the event log (only through append/read/trim/wipe, never *_config)
   dead_letters,   // key: chosen by the dead-letter writer; value: the dead letter
   meta,           // broker metadata; keys starting with `reserved_meta_prefix` belong to the store
+  media_index,    // key: media id; value: the media cache's entry (JSON, broker/media/store_media_index.h)
 };
-inline constexpr std::size_t kind_count = 5;
+inline constexpr std::size_t kind_count = 6;
 
 // Keys in kind::meta the store keeps for itself (channel ids, epochs, next channel id).
 // put_config/delete_config refuse them; list_configs(kind::meta) leaves them out.
@@ -258,6 +259,18 @@ class store {
   // below it that a reader did not see were taken by retention (a `gap`); a missing seq above it
   // never held an event (its append failed), which is not a gap.
   [[nodiscard]] virtual std::expected<std::uint64_t, error> trimmed_through(std::uint64_t channel_id) = 0;
+  // The idempotency keys of the channel's newest events published at or after `since_ns`, at most
+  // `max_keys` (the newest), in seq order, as (seq, time_ns, key); events without a key are
+  // skipped. Reads the log backwards from its end: what a restarted broker needs to rebuild a
+  // channel's dedupe window.
+  struct keyed_event {
+    std::uint64_t seq = 0;
+    std::uint64_t time_ns = 0;
+    std::string key;
+  };
+  [[nodiscard]] virtual std::expected<std::vector<keyed_event>, error> recent_keys(std::uint64_t channel_id,
+                                                                                   std::uint64_t since_ns,
+                                                                                   std::size_t max_keys) = 0;
 
   // Removes the oldest events that break `r` at time `now_ns` (an event is too old when
   // time_ns + max_age_ns < now_ns) and returns how many it removed. Removal is a prefix of the

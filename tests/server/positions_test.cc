@@ -274,5 +274,34 @@ TEST_F(positions_test, sub_start_position_resumes_after_it_or_gets_the_epoch_not
             R"(attribute "start" is a position, which names one channel's history: the pattern must be a channel name)");
 }
 
+// A durable channel's dedupe window survives restarts: rebuilt from the keys in its log.
+TEST_F(positions_test, dedupe_window_of_a_durable_channel_survives_sigterm_and_sigkill) {
+  expect_status(_http->Put("/v1/channels/pos.dedupe", R"({"durable":true,"dedupe_window":"10m"})", "application/json"),
+                200);
+  const httplib::Headers order_42{{"Idempotency-Key", "order-42"}};
+  auto first = _http->Post("/v1/channels/pos.dedupe/events", order_42, R"({"order":42})", "application/json");
+  expect_status(first, 202);
+  const std::string epoch = epoch_of(first->body);
+  EXPECT_EQ(body(first), R"({"seq":1,"epoch":")" + epoch + R"(","duplicate":false})");
+  for (bool kill : {false, true}) {
+    SCOPED_TRACE(kill ? "SIGKILL" : "SIGTERM");
+    if (kill) {
+      _broker->kill9();
+    } else {
+      ASSERT_EQ(_broker->terminate(), 0);
+    }
+    start();
+    auto again = _http->Post("/v1/channels/pos.dedupe/events", order_42, R"({"order":42})", "application/json");
+    expect_status(again, 202);
+    EXPECT_EQ(body(again), R"({"seq":1,"epoch":")" + epoch + R"(","duplicate":true})");
+  }
+  // Another key is a new event, numbered after the first; the log holds each event once.
+  auto other = _http->Post("/v1/channels/pos.dedupe/events", httplib::Headers{{"Idempotency-Key", "order-43"}},
+                           R"({"order":43})", "application/json");
+  expect_status(other, 202);
+  EXPECT_EQ(body(other), R"({"seq":2,"epoch":")" + epoch + R"(","duplicate":false})");
+  EXPECT_NE(history("pos.dedupe").find(R"("next_seq":3,"first_seq":1})"), std::string::npos) << history("pos.dedupe");
+}
+
 }  // namespace
 }  // namespace switchboard

@@ -438,6 +438,27 @@ TYPED_TEST(store_test, trim_by_bytes_and_combined_limits) {
   EXPECT_EQ(s.last_seq(1), 9u);
 }
 
+TYPED_TEST(store_test, recent_keys_reads_the_window_backwards_and_returns_it_in_order) {
+  store& s = this->s();
+  std::vector<append_request> batch;
+  for (std::uint64_t seq = 1; seq <= 6; ++seq) batch.push_back(event(1, seq, 10, seq * 100));
+  batch[3].key.clear();  // seq 4 has no key
+  ASSERT_TRUE(append_and_wait(s, std::move(batch)));
+  auto keys = s.recent_keys(1, 250, 100);  // published at or after 250: seqs 3..6, 4 has no key
+  ASSERT_TRUE(keys);
+  ASSERT_EQ(keys->size(), 3u);
+  EXPECT_EQ(keys->at(0).seq, 3u);
+  EXPECT_EQ(keys->at(0).key, "k3");
+  EXPECT_EQ(keys->at(0).time_ns, 300u);
+  EXPECT_EQ(keys->at(2).seq, 6u);
+  auto newest = s.recent_keys(1, 0, 2);  // at most two: the newest
+  ASSERT_TRUE(newest);
+  ASSERT_EQ(newest->size(), 2u);
+  EXPECT_EQ(newest->at(0).key, "k5");
+  EXPECT_EQ(newest->at(1).key, "k6");
+  EXPECT_TRUE(s.recent_keys(2, 0, 10)->empty());  // no such log
+}
+
 TYPED_TEST(store_test, wipe_gives_a_new_epoch_and_an_empty_log) {
   store& s = this->s();
   auto id = s.channel_id("acme.calls");
