@@ -28,6 +28,8 @@
 #include <variant>
 #include <vector>
 
+#include "broker/engine/engine.h"
+
 namespace switchboard::router {
 
 using conn_id = std::uint64_t;
@@ -63,55 +65,10 @@ class policy_source {
   [[nodiscard]] virtual std::uint64_t generation() const noexcept = 0;
 };
 
-// The durable event log as the router sees it (the server adapts broker/store to it).
-// Concurrency: open() is called from shard threads; append() from shard threads; `done` runs on
-// the log's own thread, in append order.
-class event_log {
- public:
-  virtual ~event_log() = default;
-  struct keyed_seq {
-    std::uint64_t seq = 0;
-    std::uint64_t time_ns = 0;
-    std::string key;
-  };
-  struct position {
-    std::uint64_t log_id = 0;
-    std::uint64_t epoch = 0;
-    std::uint64_t last_seq = 0;
-    // With keys_since_ns: the idempotency keys of the events published since then, in seq order
-    // (so a restarted broker's dedupe window holds what it held before).
-    std::vector<keyed_seq> recent_keys;
-  };
-  // Opens (creating if needed) a channel's log; keys_since_ns != 0 also reads the keys published
-  // since (Unix ns). Blocks briefly (a synced write the first time; a backward read of the window).
-  [[nodiscard]] virtual std::expected<position, std::string> open(std::string_view channel,
-                                                                  std::uint64_t keys_since_ns) = 0;
-  struct entry {
-    std::uint64_t log_id = 0;
-    std::uint64_t seq = 0;
-    std::uint64_t time_ns = 0;
-    std::string_view key;
-    std::string_view payload;
-  };
-  // Why a batch was not stored: `code` is the ERR code its publishers get (docs/PROTOCOL.md:
-  // store_full, store_failed, …), `message` one readable line.
-  struct log_error {
-    std::string code;
-    std::string message;
-    // append() only: the refusal is transient (overloaded) and the same batch may be offered again.
-    bool retry = false;
-  };
-  using completion = std::move_only_function<void(std::expected<void, log_error>)>;
-  // Deletes the channel's whole log and starts a new history: the new epoch, numbering from 1. The
-  // router calls it only when none of the channel's appends is queued or in flight. Blocks (a
-  // synced write) on the calling shard thread: an operator's action, not a hot path.
-  [[nodiscard]] virtual std::expected<std::uint64_t, log_error> wipe(std::uint64_t log_id) = 0;
-  // Queues a batch; `done` runs once every entry is durable (or failed). When the log does not take
-  // the batch, `done` is left uncalled and intact and the error says why: `retry` set (overloaded)
-  // means offer it again later; otherwise (e.g. "unavailable" while stopping) the shard refuses the
-  // batch's publishes with the error instead of retrying forever.
-  [[nodiscard]] virtual std::expected<void, log_error> append(const std::vector<entry>& batch, completion& done) = 0;
-};
+// The durable event log as the router sees it: the engine seam (broker/engine/engine.h). The router
+// numbers events itself today and asks the engine to store them; the server plugs in the local
+// engine (broker/store underneath).
+using event_log = engine::history_engine;
 
 // Told when events of a durable channel are synced (and delivered), so consumers that read the
 // log (durable subscriptions) know how far they may read; seq 0 means the channel's history was

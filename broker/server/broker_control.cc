@@ -28,6 +28,11 @@ admin::api_error store_error(const store::error& e) {
   return {503, "store_failed", e.message};
 }
 
+admin::api_error engine_error(const engine::history_engine::log_error& e) {
+  spdlog::error("engine: {}", e.message);
+  return {e.code == "store_full" ? 507 : 503, e.code == "store_full" ? "store_full" : "store_failed", e.message};
+}
+
 // HTTP status of an ERR code a publish can end with (docs/ADMIN_API.md).
 int publish_status(std::string_view code) {
   if (code == "payload_too_large") return 413;
@@ -250,17 +255,16 @@ std::expected<admin::history_page, admin::api_error> broker_control::history(std
     return std::unexpected(admin::api_error{404, "not_found",
                                             fmt::format("channel \"{}\" is not durable; it keeps no history", channel)});
   }
-  auto id = _p.st.channel_id(channel);
-  if (!id) return std::unexpected(store_error(id.error()));
-  auto epoch = _p.st.epoch(*id);
-  if (!epoch) return std::unexpected(store_error(epoch.error()));
-  auto first = _p.st.first_seq(*id);
-  if (!first) return std::unexpected(store_error(first.error()));
-  auto events = _p.st.read(*id, std::max<std::uint64_t>(from_seq, 1), limit, 16u << 20);
-  if (!events) return std::unexpected(store_error(events.error()));
+  // Through the engine, like the router: where the history lives is the engine's business.
+  auto log = _p.engine.open(channel, 0);
+  if (!log) return std::unexpected(admin::api_error{503, "store_failed", log.error()});
+  auto ext = _p.engine.extent_of(log->log_id);
+  if (!ext) return std::unexpected(engine_error(ext.error()));
+  auto events = _p.engine.read(log->log_id, std::max<std::uint64_t>(from_seq, 1), limit, 16u << 20);
+  if (!events) return std::unexpected(engine_error(events.error()));
   admin::history_page page;
-  page.epoch = *epoch;
-  page.first_seq = *first;
+  page.epoch = ext->epoch;
+  page.first_seq = ext->first_seq;
   page.next_seq = std::max<std::uint64_t>(from_seq, 1);
   for (auto& e : *events) {
     page.next_seq = e.seq + 1;
@@ -372,12 +376,12 @@ void broker_control::enforce_retention() {
       auto eff = _p.registry.effective(name);
       if (!eff || !eff->config.durable.value_or(false) || !eff->config.retention) continue;
       const auto& r = *eff->config.retention;
-      store::retention limits{
+      engine::history_engine::limits limits{
           .max_age_ns = r.max_age ? static_cast<std::uint64_t>(std::chrono::nanoseconds(*r.max_age).count()) : 0,
           .max_events = r.max_events.value_or(0),
           .max_bytes = r.max_bytes.value_or(0)};
       if (limits.max_age_ns == 0 && limits.max_events == 0 && limits.max_bytes == 0) continue;
-      auto removed = _p.st.trim(id, limits, now);
+      auto removed = _p.engine.trim(id, limits, now);
       if (!removed) {
         spdlog::error("retention of {} failed: {}", name, removed.error().message);
       } else if (*removed > 0) {

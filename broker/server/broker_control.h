@@ -14,6 +14,7 @@
 #include "broker/admin/control.h"
 #include "broker/channels/config_registry.h"
 #include "broker/durable/consumer_manager.h"
+#include "broker/engine/engine.h"
 #include "broker/router/router.h"
 #include "broker/server/options.h"
 #include "broker/store/store.h"
@@ -29,7 +30,8 @@ class broker_control final : public admin::control {
  public:
   struct parts {
     const options& opts;
-    store::store& st;
+    store::store& st;                 // configuration blobs, channel listing, health
+    engine::history_engine& engine;   // durable histories: reads, retention
     channels::config_registry& registry;
     router::router& rt;
     // One per thread that calls in: each admin worker thread and the retention thread.

@@ -18,7 +18,7 @@
 #include "broker/router/router.h"
 #include "broker/router/topic.h"
 #include "broker/server/broker_control.h"
-#include "broker/server/store_log.h"
+#include "broker/engine/local_engine.h"
 #include "broker/store/store.h"
 #include "broker/transport/transport.h"
 
@@ -119,7 +119,7 @@ struct server::impl {
   std::unique_ptr<store::store> st;
   std::unique_ptr<channels::config_registry> registry;
   std::unique_ptr<registry_policies> policies;
-  std::unique_ptr<store_log> log;
+  std::unique_ptr<engine::local_engine> log;
   std::unique_ptr<durable::consumer_manager> consumers;
   std::vector<std::unique_ptr<router::sync_listener>> listeners;
   std::atomic<transport::transport*> wake_target{nullptr};
@@ -203,7 +203,7 @@ std::expected<std::unique_ptr<server>, start_error> server::start(const options&
     return std::unexpected(start_error{loaded.error()});
   }
   p->policies = std::make_unique<registry_policies>(*p->registry);
-  p->log = std::make_unique<store_log>(*p->st);
+  p->log = std::make_unique<engine::local_engine>(*p->st);
   durable::manager_options mo;
   // Durable output per connection between the manager and the client's socket: a subscriber that
   // stops reading costs at most this many events in the transport (plus ZeroMQ's own high-water
@@ -260,6 +260,7 @@ std::expected<std::unique_ptr<server>, start_error> server::start(const options&
   p->control = std::make_unique<broker_control>(broker_control::parts{
       .opts = p->opts,
       .st = *p->st,
+      .engine = *p->log,
       .registry = *p->registry,
       .rt = *p->rt,
       .producers = std::move(admin_producers),
