@@ -47,6 +47,13 @@ class history_engine {
   // since (Unix ns). Blocks briefly (a synced write the first time; a backward read of the window).
   [[nodiscard]] virtual std::expected<position, std::string> open(std::string_view channel,
                                                                   std::uint64_t keys_since_ns) = 0;
+  // open() without blocking the caller (a shard must not wait for the synced writes that create a
+  // history): `done` runs exactly once, on an engine thread. Opens complete in request order. The
+  // default runs open() inline, for engines whose open never blocks.
+  using open_completion = std::move_only_function<void(std::expected<position, std::string>)>;
+  virtual void open_async(std::string channel, std::uint64_t keys_since_ns, open_completion done) {
+    done(open(channel, keys_since_ns));
+  }
 
   struct entry {
     std::uint64_t log_id = 0;

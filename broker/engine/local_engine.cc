@@ -43,6 +43,35 @@ std::expected<history_engine::position, std::string> local_engine::open(std::str
   return pos;
 }
 
+local_engine::~local_engine() {
+  if (_open_thread.joinable()) {
+    _open_thread.request_stop();
+    _opens_cv.notify_all();
+    _open_thread.join();
+  }
+}
+
+void local_engine::open_async(std::string channel, std::uint64_t keys_since_ns, open_completion done) {
+  std::lock_guard lock(_opens_mutex);
+  if (!_open_thread.joinable()) _open_thread = std::jthread([this](std::stop_token st) { run_opens(st); });
+  _opens.push_back(open_request{std::move(channel), keys_since_ns, std::move(done)});
+  _opens_cv.notify_one();
+}
+
+void local_engine::run_opens(std::stop_token stop) {
+  for (;;) {
+    open_request r;
+    {
+      std::unique_lock lock(_opens_mutex);
+      _opens_cv.wait(lock, stop, [this] { return !_opens.empty(); });
+      if (_opens.empty()) return;  // stopping with nothing left to answer
+      r = std::move(_opens.front());
+      _opens.pop_front();
+    }
+    r.done(open(r.channel, r.keys_since_ns));
+  }
+}
+
 std::expected<void, history_engine::log_error> local_engine::append(const std::vector<entry>& batch,
                                                                     completion& done) {
   std::vector<store::append_request> requests;

@@ -7,7 +7,12 @@
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <string>
 #include <string_view>
+#include <thread>
 
 #include "broker/engine/engine.h"
 #include "broker/store/store.h"
@@ -21,8 +26,14 @@ namespace switchboard::engine {
 class local_engine final : public history_engine {
  public:
   explicit local_engine(store::store& st) : _store(st) {}
+  // Answers every open_async() still queued, then joins the open thread.
+  ~local_engine() override;
+  local_engine(const local_engine&) = delete;
+  local_engine& operator=(const local_engine&) = delete;
 
   std::expected<position, std::string> open(std::string_view channel, std::uint64_t keys_since_ns) override;
+  // Runs on the engine's open thread (started on first use), which does the synced writes.
+  void open_async(std::string channel, std::uint64_t keys_since_ns, open_completion done) override;
   std::expected<void, log_error> append(const std::vector<entry>& batch, completion& done) override;
   std::expected<std::uint64_t, log_error> wipe(std::uint64_t log_id) override;
   std::expected<std::vector<event>, log_error> read(std::uint64_t log_id, std::uint64_t from_seq,
@@ -31,7 +42,18 @@ class local_engine final : public history_engine {
   std::expected<std::uint64_t, log_error> trim(std::uint64_t log_id, const limits& l, std::uint64_t now_ns) override;
 
  private:
+  struct open_request {
+    std::string channel;
+    std::uint64_t keys_since_ns = 0;
+    open_completion done;
+  };
+  void run_opens(std::stop_token stop);
+
   store::store& _store;
+  std::mutex _opens_mutex;  // guards _opens and the start of _open_thread
+  std::condition_variable_any _opens_cv;
+  std::deque<open_request> _opens;
+  std::jthread _open_thread;
   std::atomic<bool> _refusal_logged{false};
 };
 

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <thread>
 
 namespace switchboard::router {
 
@@ -20,7 +21,8 @@ shard::shard(router& owner, unsigned index)
     : _owner(owner),
       _index(index),
       _outbound(owner.options().queue_capacity),
-      _completions(2 * max_in_flight_batches) {}
+      _completions(2 * max_in_flight_batches),
+      _opened(4096) {}
 
 void shard::add_inbound(std::size_t capacity) {
   _inbound.push_back(std::make_unique<common::spsc_queue<command>>(capacity));
@@ -64,10 +66,12 @@ std::optional<outbound> shard::try_take() {
 
 bool shard::has_output() const noexcept { return _threaded ? !_outbound.empty() : !_inline_out.empty(); }
 
-bool shard::quiescent() const noexcept { return !has_work() && _in_flight.empty() && !has_output(); }
+bool shard::quiescent() const noexcept {
+  return !has_work() && _in_flight.empty() && _opens_pending == 0 && !has_output();
+}
 
 bool shard::has_work() const noexcept {
-  return !_completions.empty() || !_building.items.empty() ||
+  return !_completions.empty() || !_opened.empty() || !_building.items.empty() ||
          std::ranges::any_of(_inbound, [](const auto& q) { return !q->empty(); });
 }
 
@@ -84,7 +88,8 @@ shard_stats shard::snapshot() const noexcept {
 // hands output over every `flush_every` commands. True if anything was done.
 bool shard::drain_inputs() {
   constexpr int flush_every = 16;  // commands between hand-overs under sustained load
-  bool worked = finish_durable();
+  bool worked = finish_opens();
+  worked |= finish_durable();
   if (const auto* p = _owner.options().policies) _policy_generation = p->generation();
   int since_flush = 0;
   for (auto& q : _inbound) {
@@ -117,11 +122,11 @@ void shard::run(std::stop_token st) {
     if (drain_inputs()) continue;
     submit_durable();
     flush_dirty();
-    const bool durable_idle = _in_flight.empty() && _building.items.empty();
+    const bool durable_idle = _in_flight.empty() && _building.items.empty() && _opens_pending == 0;
     if (st.stop_requested() && durable_idle) return;  // everything submitted was processed
     const auto seen = _wake.load(std::memory_order_seq_cst);
     _idle.store(true, std::memory_order_seq_cst);
-    const bool empty = _completions.empty() &&
+    const bool empty = _completions.empty() && _opened.empty() &&
                        std::ranges::all_of(_inbound, [](const auto& q) { return q->empty(); });
     // A batch the log refused (overloaded) is retried without sleeping.
     if (empty && _building.items.empty() && !(st.stop_requested() && durable_idle)) {
@@ -209,7 +214,7 @@ void shard::refresh_policy(channel_state& ch) {
   ch.policy = opts.policies->lookup(ch.name);
   ch.policy_generation = _policy_generation;
   ch.generation = ~std::uint64_t{0};  // permissions may have changed: rebuild the subscriber list
-  if (ch.policy.durable && ch.log_id == 0 && opts.log != nullptr) {
+  if (ch.policy.durable && ch.log_id == 0 && opts.log != nullptr && !ch.opening) {
     // A dedupe window survives a restart (and an expiry): rebuilt from the keys the log holds.
     std::uint64_t keys_since = 0;
     if (ch.policy.dedupe_window_ns != 0) {
@@ -218,25 +223,66 @@ void shard::refresh_policy(channel_state& ch) {
                                                       .count());
       keys_since = now > ch.policy.dedupe_window_ns ? now - ch.policy.dedupe_window_ns : 1;
     }
-    auto pos = opts.log->open(ch.name, keys_since);
-    if (!pos) {
-      // Without a log the channel cannot keep its promise; refuse its events until it opens.
-      ch.policy_generation = ~std::uint64_t{0};
-      return;
-    }
-    ch.log_id = pos->log_id;
-    bump(_durable_open);
-    ch.epoch = pos->epoch;
-    ch.seq = std::max(ch.seq, pos->last_seq);
-    ch.synced_seq = ch.seq;
-    if (!pos->recent_keys.empty()) {
-      if (!ch.dedupe) ch.dedupe = std::make_unique<dedupe_window>();
-      for (auto& k : pos->recent_keys) {
-        ch.dedupe->recent_keys.insert_or_assign(k.key, k.seq);
-        ch.dedupe->key_times.push_back(dedupe_window::recent_key{.time_ns = k.time_ns, .seq = k.seq, .key = std::move(k.key)});
-      }
+    // Opening may need synced writes (a new history): the engine does it on its own thread and
+    // the channel's publishes wait in `held` meanwhile; the shard keeps serving everything else.
+    ch.opening = true;
+    ++_opens_pending;
+    opts.log->open_async(std::string(ch.name), keys_since,
+                         [this, serial = ch.serial](std::expected<event_log::position, std::string> r) {
+                           opened_log o{serial, std::move(r)};
+                           while (!_opened.try_push(o)) std::this_thread::yield();
+                           if (!_threaded || _idle.load(std::memory_order_seq_cst)) wake();
+                         });
+  }
+}
+
+// Applies logs the engine opened: the channel continues its history, then its held publishes run.
+bool shard::finish_opens() {
+  bool any = false;
+  while (auto o = _opened.try_pop()) {
+    any = true;
+    --_opens_pending;
+    auto it = _by_serial.find(o->serial);
+    if (it != _by_serial.end()) finish_open(*it->second, o->result);  // (an opening channel never expires)
+  }
+  return any;
+}
+
+void shard::finish_open(channel_state& ch, std::expected<event_log::position, std::string>& result) {
+  ch.opening = false;
+  auto held = std::move(ch.held);
+  ch.held.clear();
+  if (!result) {
+    // Without a log the channel cannot keep its promise: refuse what waited; the next publish
+    // tries to open it again.
+    ch.policy_generation = ~std::uint64_t{0};
+    const std::string message = fmt::format("the event log of channel \"{}\" could not be opened: {}", ch.name,
+                                            result.error());
+    for (auto& h : held) refuse(h.ack, "store_failed", message);
+    auto wipes = std::move(ch.wipes);
+    ch.wipes.clear();
+    for (auto& w : wipes) w->set_value(wipe_reply{.epoch = 0, .error_code = "store_failed", .error_message = message});
+    return;
+  }
+  auto& pos = *result;
+  ch.log_id = pos.log_id;
+  bump(_durable_open);
+  ch.epoch = pos.epoch;
+  ch.seq = std::max(ch.seq, pos.last_seq);
+  ch.synced_seq = ch.seq;
+  if (!pos.recent_keys.empty()) {
+    if (!ch.dedupe) ch.dedupe = std::make_unique<dedupe_window>();
+    for (auto& k : pos.recent_keys) {
+      ch.dedupe->recent_keys.insert_or_assign(k.key, k.seq);
+      ch.dedupe->key_times.push_back(dedupe_window::recent_key{.time_ns = k.time_ns, .seq = k.seq, .key = std::move(k.key)});
     }
   }
+  if (!ch.wipes.empty()) {
+    ch.held = std::move(held);  // a wipe asked while opening: it replays them in the new history
+    if (ch.unsynced == 0) finish_wipe(ch);
+    return;
+  }
+  for (auto& h : held) accept(ch.name, h.key, h.payload, h.time_ns, h.owner, std::move(h.ack));
 }
 
 void shard::publish(const publish_batch& b) {
@@ -273,6 +319,10 @@ void shard::accept(std::string_view name, std::string_view key, std::string_view
     return;
   }
   refresh_policy(ch);
+  if (ch.opening) {  // numbered once the engine has opened the log
+    ch.held.push_back(channel_state::held_publish{key, payload, time_ns, owner, std::move(ack)});
+    return;
+  }
   if (ch.policy_generation == ~std::uint64_t{0}) {
     refuse(ack, "store_failed", fmt::format("the event log of channel \"{}\" could not be opened", name));
     return;
@@ -468,6 +518,10 @@ void shard::fail_durable(durable_batch& batch, const event_log::log_error& error
 void shard::wipe(wipe_history& w) {
   channel_state& ch = channel(w.channel);
   refresh_policy(ch);
+  if (ch.opening) {  // answered once the log is open (finish_open)
+    ch.wipes.push_back(std::move(w.reply));
+    return;
+  }
   auto* log = _owner.options().log;
   if (!ch.policy.durable || ch.log_id == 0 || log == nullptr) {
     w.reply->set_value(wipe_reply{.epoch = 0, .error_code = "not_found",
@@ -547,7 +601,7 @@ bool shard::finish_durable() {
 // (as of its cached policy: one configured since comes back with it on the next publish), nothing
 // waiting for the log, no wipe in progress.
 bool shard::may_expire(channel_state& ch) {
-  if (ch.unsynced != 0 || !ch.wipes.empty() || !ch.held.empty() || ch.policy.configured) return false;
+  if (ch.unsynced != 0 || ch.opening || !ch.wipes.empty() || !ch.held.empty() || ch.policy.configured) return false;
   if (ch.generation != _generation) rebuild_matches(ch);
   return ch.matches.empty();
 }

@@ -108,6 +108,7 @@ class shard {
     std::uint64_t policy_generation = ~std::uint64_t{0};
     channel_policy policy;
     std::uint64_t log_id = 0;  // 0 = no log opened
+    bool opening = false;      // the engine is opening its log: publishes are held meanwhile
     std::uint64_t synced_seq = 0;  // highest seq known durable (durable channels)
     std::uint64_t published = 0, delivered = 0, dropped = 0;
     // Durable items (events and duplicate acknowledgements) not yet completed by the log: they point
@@ -163,6 +164,13 @@ class shard {
   void wipe(wipe_history& w);
   void finish_wipe(channel_state& ch);
   void expire(std::uint64_t now_ns);
+  // A durable log the engine opened (or failed to) on its own thread.
+  struct opened_log {
+    std::uint64_t serial = 0;
+    std::expected<event_log::position, std::string> result;
+  };
+  bool finish_opens();
+  void finish_open(channel_state& ch, std::expected<event_log::position, std::string>& result);
   [[nodiscard]] bool may_expire(channel_state& ch);
   void subscribe(subscribe_command& c);
   void unsubscribe(const unsubscribe_command& c);
@@ -183,6 +191,9 @@ class shard {
   bool _threaded = true;
   // Log completions (producer: the log's thread): result per batch, in append order.
   common::spsc_queue<std::expected<void, event_log::log_error>> _completions;
+  // Opened logs (producer: the engine's open thread).
+  common::spsc_queue<opened_log> _opened;
+  std::size_t _opens_pending = 0;  // shard thread: open_async requests not yet finished
   std::atomic<bool> _idle{false};
   std::atomic<std::uint32_t> _wake{0};
   std::jthread _thread;
