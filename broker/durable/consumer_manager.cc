@@ -79,6 +79,9 @@ manager_error unavailable() {
 manager_error store_failed(const store::error& e) {
   return manager_error{500, "store_failed", "store: " + e.message};
 }
+manager_error store_failed(const engine::history_engine::log_error& e) {
+  return manager_error{500, "store_failed", "store: " + e.message};
+}
 manager_error not_found(std::string_view name) {
   return manager_error{404, "not_found", "durable subscription " + quote_name(name) + " does not exist"};
 }
@@ -237,8 +240,9 @@ bool consumer_manager::client_input::empty() const {
 
 // --- lifecycle ---
 
-consumer_manager::consumer_manager(store::store& st, manager_options options)
+consumer_manager::consumer_manager(store::store& st, engine::history_engine& histories, manager_options options)
     : _store(st),
+      _engine(histories),
       _opts(std::move(options)),
       _output(_opts.max_output_batches),
       _parser(std::make_unique<detail::payload_parser>()) {}
@@ -396,15 +400,15 @@ void consumer_manager::take_notices() {
       if (ch == nullptr) continue;
       if (s->seq < ch->synced || s->seq == 0) {
         // Numbering went back, or the shard reports a wipe (seq 0): a new epoch, maybe.
-        auto e = _store.epoch(ch->id);
-        if (!e) {
+        auto x = _engine.extent_of(ch->id);
+        if (!x) {
           ++_stat_store_errors;
           continue;
         }
-        if (*e != ch->epoch) {
+        if (x->epoch != ch->epoch) {
           _by_epoch.erase(ch->epoch);
-          ch->epoch = *e;
-          _by_epoch[*e] = ch;
+          ch->epoch = x->epoch;
+          _by_epoch[x->epoch] = ch;
           ch->synced = s->seq;
         }
       }
@@ -435,41 +439,46 @@ void consumer_manager::take_commands(clock::time_point now) {
 }
 
 std::expected<void, manager_error> consumer_manager::refresh_channels() {
-  auto list = _store.list_channels();
-  if (!list) {
-    ++_stat_store_errors;
-    return std::unexpected(store_failed(list.error()));
+  constexpr std::size_t page_size = 4096;
+  std::string after;
+  for (;;) {
+    auto page = _engine.list(after, page_size);
+    if (!page) {
+      ++_stat_store_errors;
+      return std::unexpected(store_failed(page.error()));
+    }
+    const bool last_page = page->size() < page_size;
+    if (!last_page) after = page->back().first;
+    for (auto& [name, id] : *page) {
+      if (_channels.contains(name)) continue;
+      if (learn_channel(std::move(name), id) == nullptr)
+        return std::unexpected(
+            manager_error{500, "store_failed", "store: cannot read a channel's log position"});
+    }
+    if (last_page) return {};
   }
-  for (auto& [name, id] : *list) {
-    if (_channels.contains(name)) continue;
-    if (learn_channel(std::move(name), id) == nullptr)
-      return std::unexpected(
-          manager_error{500, "store_failed", "store: cannot read a channel's log position"});
-  }
-  return {};
 }
 
 consumer_manager::channel_state* consumer_manager::learn_channel(std::string_view name) {
   if (auto it = _channels.find(name); it != _channels.end()) return it->second.get();
-  auto id = _store.channel_id(name);
-  if (!id) {
+  auto log = _engine.open(name, 0);
+  if (!log) {
     ++_stat_store_errors;
     return nullptr;
   }
-  return learn_channel(std::string(name), *id);
+  return learn_channel(std::string(name), log->log_id);
 }
 
 consumer_manager::channel_state* consumer_manager::learn_channel(std::string name, std::uint64_t id) {
-  auto epoch = _store.epoch(id);
-  auto last = _store.last_seq(id);
-  if (!epoch || !last) {
+  auto x = _engine.extent_of(id);
+  if (!x) {
     ++_stat_store_errors;
     return nullptr;
   }
-  auto ch = std::make_unique<channel_state>(channel_state{name, id, *epoch, *last});
+  auto ch = std::make_unique<channel_state>(channel_state{name, id, x->epoch, x->last_seq});
   channel_state* raw = ch.get();
   _channels.emplace(std::move(name), std::move(ch));
-  _by_epoch[*epoch] = raw;
+  _by_epoch[x->epoch] = raw;
   ++_channel_generation;
   return raw;
 }
@@ -478,19 +487,18 @@ void consumer_manager::rescan() {
   ++_stat_rescans;
   (void)refresh_channels();
   for (auto& [name, ch] : _channels) {
-    auto epoch = _store.epoch(ch->id);
-    auto last = _store.last_seq(ch->id);
-    if (!epoch || !last) {
+    auto x = _engine.extent_of(ch->id);
+    if (!x) {
       ++_stat_store_errors;
       continue;
     }
-    if (*epoch != ch->epoch) {
+    if (x->epoch != ch->epoch) {
       _by_epoch.erase(ch->epoch);
-      ch->epoch = *epoch;
-      _by_epoch[*epoch] = ch.get();
-      ch->synced = *last;
+      ch->epoch = x->epoch;
+      _by_epoch[x->epoch] = ch.get();
+      ch->synced = x->last_seq;
     }
-    ch->synced = std::max(ch->synced, *last);
+    ch->synced = std::max(ch->synced, x->last_seq);
   }
 }
 
@@ -567,7 +575,7 @@ bool consumer_manager::deliver(subscription& sub, channel_state& ch, cursor& cur
     limit = std::min<std::size_t>(limit, sub.spec.ack.max_ack_pending - sub.pending);
   }
   limit = static_cast<std::size_t>(std::min<std::uint64_t>(limit, ch.synced - cur.next + 1));
-  auto events = _store.read(ch.id, cur.next, limit, _opts.read_chunk_bytes);
+  auto events = _engine.read(ch.id, cur.next, limit, _opts.read_chunk_bytes);
   if (!events) {
     ++_stat_store_errors;
     _retry_at = now + _opts.retry_interval;
@@ -577,13 +585,13 @@ bool consumer_manager::deliver(subscription& sub, channel_state& ch, cursor& cur
   // Seqs missing between cur.next and what the log holds: taken by retention (a gap the subscriber
   // is told about) or never stored because their append failed (not a gap: nothing was lost).
   const auto skip_to = [&](std::uint64_t next) -> bool {
-    auto trimmed = _store.trimmed_through(ch.id);
-    if (!trimmed) {
+    auto x = _engine.extent_of(ch.id);
+    if (!x) {
       ++_stat_store_errors;
       _retry_at = now + _opts.retry_interval;
       return false;
     }
-    if (cur.next <= *trimmed) push_gap(sub, ch, cur.next, next);
+    if (cur.next <= x->trimmed_through) push_gap(sub, ch, cur.next, next);
     cur.next = next;
     return true;
   };
@@ -592,7 +600,7 @@ bool consumer_manager::deliver(subscription& sub, channel_state& ch, cursor& cur
     return true;
   }
   const auto wait = std::chrono::milliseconds(sub.spec.ack.ack_wait_ms);
-  for (const store::stored_event& ev : *events) {
+  for (const engine::history_engine::event& ev : *events) {
     if (ev.seq > cur.next && !skip_to(ev.seq)) return true;
     if (ev.seq > ch.synced) break;
     cur.next = ev.seq + 1;
@@ -622,7 +630,7 @@ void consumer_manager::redeliver_due(subscription& sub, clock::time_point now) {
         continue;
       }
       const std::uint64_t seq = it->first;
-      auto events = _store.read(ch.id, seq, 1, 1);
+      auto events = _engine.read(ch.id, seq, 1, 1);
       if (!events) {
         ++_stat_store_errors;
         _retry_at = now + _opts.retry_interval;
@@ -650,7 +658,7 @@ void consumer_manager::redeliver_due(subscription& sub, clock::time_point now) {
 }
 
 void consumer_manager::dead_letter_event(subscription& sub, channel_state& ch, std::uint64_t seq,
-                                         std::uint32_t deliveries, const store::stored_event* ev) {
+                                         std::uint32_t deliveries, const engine::history_engine::event* ev) {
   // The epoch makes ids unique across wipes of the channel's history.
   const std::string id = sub.spec.name + "-" + ch.name + "-" + common::epoch_text(ch.epoch) + "-" + std::to_string(seq);
   const std::uint64_t now_ns = wall_ns();
@@ -818,32 +826,27 @@ std::expected<bool, manager_error> consumer_manager::create_locked(const subscri
   return true;
 }
 
-std::expected<std::uint64_t, store::error> consumer_manager::start_cursor(const subscription_spec& spec,
-                                                                          const channel_state& ch) {
+std::expected<std::uint64_t, engine::history_engine::log_error> consumer_manager::start_cursor(
+    const subscription_spec& spec, const channel_state& ch) {
   using from = start_position::from;
+  if (spec.start.kind == from::seq) return spec.start.seq - 1;
+  if (spec.start.kind == from::position) return spec.start.seq;  // resume after it (cursor_of checks the epoch)
+  auto x = _engine.extent_of(ch.id);
+  if (!x) return std::unexpected(std::move(x.error()));
   switch (spec.start.kind) {
-    case from::new_events: return _store.last_seq(ch.id);
-    case from::seq: return spec.start.seq - 1;
-    case from::position: return spec.start.seq;  // resume after it (cursor_of checks the epoch)
-    case from::all: {
-      auto first = _store.first_seq(ch.id);
-      if (!first) return std::unexpected(std::move(first.error()));
-      if (*first == 0) return _store.last_seq(ch.id);  // empty log: nothing stored to replay
-      return *first - 1;
-    }
+    case from::new_events: return x->last_seq;
+    case from::seq:
+    case from::position: break;
+    case from::all: return x->first_seq == 0 ? x->last_seq : x->first_seq - 1;  // empty: nothing to replay
     case from::time: {
       // Binary search for the first event at or after T (publish times grow with seq).
-      auto first = _store.first_seq(ch.id);
-      auto last = _store.last_seq(ch.id);
-      if (!first) return std::unexpected(std::move(first.error()));
-      if (!last) return std::unexpected(std::move(last.error()));
-      if (*first == 0) return *last;
-      std::uint64_t lo = *first;
-      std::uint64_t hi = *last + 1;  // hi: "no such event"
+      if (x->first_seq == 0) return x->last_seq;
+      std::uint64_t lo = x->first_seq;
+      std::uint64_t hi = x->last_seq + 1;  // hi: "no such event"
       std::uint64_t found = 0;
       while (lo < hi) {
         const std::uint64_t mid = lo + (hi - lo) / 2;
-        auto ev = _store.read(ch.id, mid, 1, 1);
+        auto ev = _engine.read(ch.id, mid, 1, 1);
         if (!ev) return std::unexpected(std::move(ev.error()));
         if (ev->empty() || ev->front().time_ns >= spec.start.time_ns) {
           if (!ev->empty()) found = ev->front().seq;
@@ -852,7 +855,7 @@ std::expected<std::uint64_t, store::error> consumer_manager::start_cursor(const 
           lo = ev->front().seq + 1;
         }
       }
-      return found == 0 ? *last : found - 1;
+      return found == 0 ? x->last_seq : found - 1;
     }
   }
   return 0;
@@ -907,7 +910,7 @@ bool consumer_manager::filter_matches(const event_filter& filter, std::string_vi
 
 // --- output ---
 
-void consumer_manager::push_event(subscription& sub, const channel_state& ch, const store::stored_event& ev) {
+void consumer_manager::push_event(subscription& sub, const channel_state& ch, const engine::history_engine::event& ev) {
   const auto [conn, sub_id] = *sub.attached;
   router::outbound& out = _building[conn];
   out.conn = conn;

@@ -66,6 +66,7 @@
 
 #include "broker/common/spsc_queue.h"
 #include "broker/durable/subscription_spec.h"
+#include "broker/engine/engine.h"
 #include "broker/router/router.h"
 #include "broker/store/store.h"
 
@@ -233,7 +234,9 @@ class consumer_manager {
     std::atomic<bool> _overflow_used{false};
   };
 
-  consumer_manager(store::store& st, manager_options options);
+  // Subscriptions, cursors and dead letters are kept in `st` (configuration blobs); the channels'
+  // histories are read through `histories` (the engine seam). Both must outlive the manager.
+  consumer_manager(store::store& st, engine::history_engine& histories, manager_options options);
   consumer_manager(const consumer_manager&) = delete;
   consumer_manager& operator=(const consumer_manager&) = delete;
   // Calls stop().
@@ -303,18 +306,18 @@ class consumer_manager {
   void drop_conn(router::conn_id conn, clock::time_point now);
   std::expected<bool, manager_error> create_locked(const subscription_spec& spec);
   std::expected<void, manager_error> refresh_channels();
-  std::expected<std::uint64_t, store::error> start_cursor(const subscription_spec& spec,
+  std::expected<std::uint64_t, engine::history_engine::log_error> start_cursor(const subscription_spec& spec,
                                                           const channel_state& ch);
   cursor& cursor_of(subscription& sub, channel_state& ch);
   bool deliver(subscription& sub, channel_state& ch, cursor& cur, clock::time_point now);
   void redeliver_due(subscription& sub, clock::time_point now);
   void dead_letter_event(subscription& sub, channel_state& ch, std::uint64_t seq, std::uint32_t deliveries,
-                         const store::stored_event* ev);
+                         const engine::history_engine::event* ev);
   void save_dirty(bool force, clock::time_point now);
   [[nodiscard]] std::expected<void, store::error> save(subscription& sub);
   [[nodiscard]] std::string describe(const subscription& sub) const;
   [[nodiscard]] bool filter_matches(const event_filter& filter, std::string_view payload);
-  void push_event(subscription& sub, const channel_state& ch, const store::stored_event& ev);
+  void push_event(subscription& sub, const channel_state& ch, const engine::history_engine::event& ev);
   void push_gap(subscription& sub, const channel_state& ch, std::uint64_t expected, std::uint64_t first);
   void push_record(router::conn_id conn, const std::string& bytes);
   void flush_output();
@@ -322,6 +325,7 @@ class consumer_manager {
   void publish_stats();
 
   store::store& _store;
+  engine::history_engine& _engine;
   const manager_options _opts;
 
   // Handles: created before start(), then only read.

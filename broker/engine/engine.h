@@ -22,6 +22,7 @@
 #include <functional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace switchboard::engine {
@@ -100,6 +101,9 @@ class history_engine {
     std::uint64_t epoch = 0;
     std::uint64_t first_seq = 0;
     std::uint64_t last_seq = 0;  // high-water, as position::last_seq
+    // The highest seq trim() removed in this epoch (0 = none): a reader missing a seq at or below
+    // it lost it to retention (a gap); a missing seq above it never held an event.
+    std::uint64_t trimmed_through = 0;
   };
   [[nodiscard]] virtual std::expected<extent, log_error> extent_of(std::uint64_t log_id) = 0;
   // Removes the oldest events beyond the limits (0 = none) at `now_ns`; returns how many. The
@@ -111,6 +115,10 @@ class history_engine {
   };
   [[nodiscard]] virtual std::expected<std::uint64_t, log_error> trim(std::uint64_t log_id, const limits& l,
                                                                     std::uint64_t now_ns) = 0;
+  // Every history the engine holds, (channel, log_id) in channel-name order (bytewise), one page
+  // at a time: at most `limit` names after `after` ("" = from the start).
+  [[nodiscard]] virtual std::expected<std::vector<std::pair<std::string, std::uint64_t>>, log_error> list(
+      std::string_view after, std::size_t limit) = 0;
 };
 
 }  // namespace switchboard::engine

@@ -128,7 +128,9 @@ std::expected<history_engine::extent, history_engine::log_error> local_engine::e
   if (!first) return std::unexpected(from_store(first.error()));
   auto last = _store.last_seq(log_id);
   if (!last) return std::unexpected(from_store(last.error()));
-  return extent{.epoch = *epoch, .first_seq = *first, .last_seq = *last};
+  auto trimmed = _store.trimmed_through(log_id);
+  if (!trimmed) return std::unexpected(from_store(trimmed.error()));
+  return extent{.epoch = *epoch, .first_seq = *first, .last_seq = *last, .trimmed_through = *trimmed};
 }
 
 std::expected<std::uint64_t, history_engine::log_error> local_engine::trim(std::uint64_t log_id, const limits& l,
@@ -136,6 +138,13 @@ std::expected<std::uint64_t, history_engine::log_error> local_engine::trim(std::
   auto removed = _store.trim(log_id, store::retention{l.max_age_ns, l.max_events, l.max_bytes}, now_ns);
   if (!removed) return std::unexpected(from_store(removed.error()));
   return *removed;
+}
+
+std::expected<std::vector<std::pair<std::string, std::uint64_t>>, history_engine::log_error> local_engine::list(
+    std::string_view after, std::size_t limit) {
+  auto page = _store.list_channels_after(after, limit);
+  if (!page) return std::unexpected(from_store(page.error()));
+  return std::move(*page);
 }
 
 }  // namespace switchboard::engine

@@ -214,7 +214,7 @@ std::expected<std::unique_ptr<server>, start_error> server::start(const options&
   mo.wake = [raw = p.get()] {
     if (auto* t = raw->wake_target.load(std::memory_order_acquire)) t->wake();
   };
-  p->consumers = std::make_unique<durable::consumer_manager>(*p->st, mo);
+  p->consumers = std::make_unique<durable::consumer_manager>(*p->st, *p->log, mo);
 
   const std::uint64_t epoch = random_epoch();
   router::router_options ro;

@@ -14,6 +14,7 @@
 #include <gtest/gtest.h>
 
 #include "broker/common/epoch_text.h"
+#include "broker/engine/local_engine.h"
 #include "switchboard/protocol.h"
 
 namespace switchboard::durable {
@@ -60,10 +61,12 @@ class consumer_manager_test : public ::testing::Test {
     ASSERT_TRUE(s) << s.error().message;
     _store = std::move(*s);
     _store->start();
+    _engine = std::make_unique<engine::local_engine>(*_store);
     start_manager();
   }
   void TearDown() override {
     _manager.reset();
+    _engine.reset();
     _store.reset();
     std::filesystem::remove_all(_dir);
   }
@@ -75,7 +78,7 @@ class consumer_manager_test : public ::testing::Test {
       _woken = true;
       _wake_cv.notify_all();
     };
-    _manager = std::make_unique<consumer_manager>(*_store, std::move(o));
+    _manager = std::make_unique<consumer_manager>(*_store, *_engine, std::move(o));
     _notifier = &_manager->add_notifier();
     _input = &_manager->add_client_input();
     auto r = _manager->start();
@@ -215,6 +218,7 @@ class consumer_manager_test : public ::testing::Test {
 
   std::string _dir;
   std::unique_ptr<store::store> _store;
+  std::unique_ptr<engine::local_engine> _engine;  // the manager reads histories through it
   std::unique_ptr<consumer_manager> _manager;
   consumer_manager::notifier* _notifier = nullptr;
   consumer_manager::client_input* _input = nullptr;

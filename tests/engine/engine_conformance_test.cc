@@ -152,6 +152,15 @@ TYPED_TEST(engine_conformance_test, a_new_history_has_an_epoch_and_no_events) {
   auto other = this->e().open("acme.calls.CA2.status", 0);
   ASSERT_TRUE(other);
   EXPECT_NE(other->log_id, p->log_id);
+  // Every history is listed, by name, a page at a time.
+  auto first_page = this->e().list("", 1);
+  ASSERT_TRUE(first_page);
+  ASSERT_EQ(first_page->size(), 1u);
+  EXPECT_EQ(first_page->front(), std::make_pair(std::string("acme.calls.CA1.status"), p->log_id));
+  auto next_page = this->e().list(first_page->front().first, 10);
+  ASSERT_TRUE(next_page);
+  ASSERT_EQ(next_page->size(), 1u);
+  EXPECT_EQ(next_page->front(), std::make_pair(std::string("acme.calls.CA2.status"), other->log_id));
 }
 
 TYPED_TEST(engine_conformance_test, acknowledged_events_read_back_in_order_and_set_the_high_water_seq) {
@@ -193,6 +202,7 @@ TYPED_TEST(engine_conformance_test, a_history_trimmed_to_empty_keeps_its_numberi
   ASSERT_TRUE(kept);
   EXPECT_EQ(*kept, 3u);
   EXPECT_EQ(this->e().extent_of(p->log_id)->first_seq, 4u);
+  EXPECT_EQ(this->e().extent_of(p->log_id)->trimmed_through, 3u);  // seqs 1-3 went to retention
   auto all = this->e().trim(p->log_id, {.max_age_ns = 1, .max_events = 0, .max_bytes = 0}, 10'000);
   ASSERT_TRUE(all);
   EXPECT_EQ(*all, 2u);

@@ -66,6 +66,10 @@ class failover_engine final : public history_engine {
   std::expected<std::uint64_t, log_error> trim(std::uint64_t log_id, const limits& l, std::uint64_t now_ns) override {
     return _inner.trim(log_id, l, now_ns);
   }
+  std::expected<std::vector<std::pair<std::string, std::uint64_t>>, log_error> list(std::string_view after,
+                                                                                    std::size_t limit) override {
+    return _inner.list(after, limit);
+  }
 
   // Replicates every held append (in order) and acknowledges it.
   void sync() {

@@ -56,6 +56,10 @@ class gated_engine final : public engine::history_engine {
   std::expected<std::uint64_t, log_error> trim(std::uint64_t id, const limits& l, std::uint64_t now) override {
     return _inner.trim(id, l, now);
   }
+  std::expected<std::vector<std::pair<std::string, std::uint64_t>>, log_error> list(std::string_view after,
+                                                                                    std::size_t limit) override {
+    return _inner.list(after, limit);
+  }
 
  private:
   std::unique_ptr<store::store> _store;
