@@ -236,6 +236,21 @@ void shard::refresh_policy(channel_state& ch) {
   }
 }
 
+// Keeps a publish until the channel's log is open (or wiped); drop() can still find its ack.
+void shard::hold(channel_state& ch, std::string_view key, std::string_view payload, std::uint64_t time_ns,
+                 const std::shared_ptr<const void>& owner, ack_target&& ack) {
+  if (ch.held.empty()) {
+    if (_holding.size() >= 1024) {  // prune channels that replayed since (amortised O(1))
+      std::erase_if(_holding, [&](std::uint64_t serial) {
+        auto it = _by_serial.find(serial);
+        return it == _by_serial.end() || it->second->held.empty();
+      });
+    }
+    _holding.push_back(ch.serial);
+  }
+  ch.held.push_back(channel_state::held_publish{key, payload, time_ns, owner, std::move(ack)});
+}
+
 // Applies logs the engine opened: the channel continues its history, then its held publishes run.
 bool shard::finish_opens() {
   bool any = false;
@@ -315,12 +330,12 @@ void shard::accept(std::string_view name, std::string_view key, std::string_view
                    const std::shared_ptr<const void>& owner, ack_target&& ack) {
   channel_state& ch = channel(name);
   if (!ch.wipes.empty()) {  // numbered in the new history once the wipe is done
-    ch.held.push_back(channel_state::held_publish{key, payload, time_ns, owner, std::move(ack)});
+    hold(ch, key, payload, time_ns, owner, std::move(ack));
     return;
   }
   refresh_policy(ch);
   if (ch.opening) {  // numbered once the engine has opened the log
-    ch.held.push_back(channel_state::held_publish{key, payload, time_ns, owner, std::move(ack)});
+    hold(ch, key, payload, time_ns, owner, std::move(ack));
     return;
   }
   if (ch.policy_generation == ~std::uint64_t{0}) {
@@ -692,6 +707,14 @@ void shard::drop(conn_id conn) {
   };
   forget(_building);
   for (auto& batch : _in_flight) forget(batch);
+  std::erase_if(_holding, [&](std::uint64_t serial) {
+    auto it = _by_serial.find(serial);
+    if (it == _by_serial.end() || it->second->held.empty()) return true;  // replayed since
+    for (auto& h : it->second->held) {
+      if (h.ack.conn == conn && !h.ack.reply) h.ack = ack_target{};
+    }
+    return false;
+  });
   auto it = _conns.find(conn);
   if (it == _conns.end()) return;
   connection_out& out = it->second;

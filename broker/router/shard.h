@@ -170,6 +170,8 @@ class shard {
     std::expected<event_log::position, std::string> result;
   };
   bool finish_opens();
+  void hold(channel_state& ch, std::string_view key, std::string_view payload, std::uint64_t time_ns,
+            const std::shared_ptr<const void>& owner, ack_target&& ack);
   void finish_open(channel_state& ch, std::expected<event_log::position, std::string>& result);
   [[nodiscard]] bool may_expire(channel_state& ch);
   void subscribe(subscribe_command& c);
@@ -194,6 +196,7 @@ class shard {
   // Opened logs (producer: the engine's open thread).
   common::spsc_queue<opened_log> _opened;
   std::size_t _opens_pending = 0;  // shard thread: open_async requests not yet finished
+  std::vector<std::uint64_t> _holding;  // serials of channels that may hold publishes (pruned lazily)
   std::atomic<bool> _idle{false};
   std::atomic<std::uint32_t> _wake{0};
   std::jthread _thread;

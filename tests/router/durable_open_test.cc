@@ -139,6 +139,39 @@ TEST(durable_open_test, the_shard_keeps_serving_while_a_log_opens_and_held_publi
   EXPECT_EQ(events["dur.calls"], (std::vector<std::uint64_t>{1, 2, 3}));
   EXPECT_EQ(pubacks, (std::vector<std::uint64_t>{1, 2, 3}));
   EXPECT_EQ(r.snapshot().durable_open, 1u);
+
+  // A publisher that goes away while its durable publishes wait: no PUBACK, and no output buffer
+  // re-created for the dead connection (the leak of issue 12, "also fix").
+  std::size_t outputs_for_3 = 0;
+  {
+    auto bytes = std::make_shared<std::string>();
+    proto::frame_writer w(*bytes);
+    w.write(proto::publish{.request_id = 9, .ack_requested = true, .channel = "dur.other", .key = {}, .payload = "x"});
+    submit(publish_batch{3, bytes, *bytes, 1, true});  // dur.other's log opens at the (open) gate
+    submit(drop_connection{3});
+  }
+  ASSERT_TRUE(wait_for([&] {
+    while (auto out = r.try_take(0)) {
+      if (out->conn == 3 && !out->bytes.empty()) ++outputs_for_3;
+      proto::frame_reader reader(out->bytes);
+      for (;;) {
+        auto f = reader.next();
+        if (!f || !*f) break;
+        if (auto* ev = std::get_if<proto::event>(&**f)) events[std::string(ev->channel)].push_back(ev->seq);
+      }
+    }
+    return events["dur.other"].size() == 1;  // stored and delivered to the subscriber
+  }));
+  submit(barrier{3, 1});
+  ASSERT_TRUE(wait_for([&] {
+    bool barrier_seen = false;
+    while (auto out = r.try_take(0)) {
+      if (out->conn == 3 && !out->bytes.empty()) ++outputs_for_3;
+      barrier_seen |= out->conn == 3 && out->barrier_token.has_value();
+    }
+    return barrier_seen;
+  }));
+  EXPECT_EQ(outputs_for_3, 0u) << "a PUBACK was sent to a connection that is gone";
   r.stop();
 }
 
