@@ -400,7 +400,7 @@ void consumer_manager::take_notices() {
       if (ch == nullptr) continue;
       if (s->seq < ch->synced || s->seq == 0) {
         // Numbering went back, or the shard reports a wipe (seq 0): a new epoch, maybe.
-        auto x = _engine.extent_of(ch->id);
+        auto x = _engine.position_of(ch->id);
         if (!x) {
           ++_stat_store_errors;
           continue;
@@ -470,7 +470,9 @@ consumer_manager::channel_state* consumer_manager::learn_channel(std::string_vie
 }
 
 consumer_manager::channel_state* consumer_manager::learn_channel(std::string name, std::uint64_t id) {
-  auto x = _engine.extent_of(id);
+  // Epoch and high-water only (not extent_of(): no read of the oldest event, so a damaged block
+  // there does not stop the manager from starting).
+  auto x = _engine.position_of(id);
   if (!x) {
     ++_stat_store_errors;
     return nullptr;
@@ -487,7 +489,7 @@ void consumer_manager::rescan() {
   ++_stat_rescans;
   (void)refresh_channels();
   for (auto& [name, ch] : _channels) {
-    auto x = _engine.extent_of(ch->id);
+    auto x = _engine.position_of(ch->id);
     if (!x) {
       ++_stat_store_errors;
       continue;

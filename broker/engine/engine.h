@@ -106,6 +106,9 @@ class history_engine {
     std::uint64_t trimmed_through = 0;
   };
   [[nodiscard]] virtual std::expected<extent, log_error> extent_of(std::uint64_t log_id) = 0;
+  // Just the current epoch and high-water seq of an open history (no read of its oldest event):
+  // what a reader following the history needs to notice a new epoch.
+  [[nodiscard]] virtual std::expected<position, log_error> position_of(std::uint64_t log_id) = 0;
   // Removes the oldest events beyond the limits (0 = none) at `now_ns`; returns how many. The
   // numbering is kept: a log trimmed to empty continues its seq.
   struct limits {

@@ -121,6 +121,14 @@ std::expected<std::vector<history_engine::event>, history_engine::log_error> loc
   return out;
 }
 
+std::expected<history_engine::position, history_engine::log_error> local_engine::position_of(std::uint64_t log_id) {
+  auto epoch = _store.epoch(log_id);
+  if (!epoch) return std::unexpected(from_store(epoch.error()));
+  auto last = _store.last_seq(log_id);
+  if (!last) return std::unexpected(from_store(last.error()));
+  return position{.log_id = log_id, .epoch = *epoch, .last_seq = *last, .recent_keys = {}};
+}
+
 std::expected<history_engine::extent, history_engine::log_error> local_engine::extent_of(std::uint64_t log_id) {
   auto epoch = _store.epoch(log_id);
   if (!epoch) return std::unexpected(from_store(epoch.error()));

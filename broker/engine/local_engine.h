@@ -39,6 +39,7 @@ class local_engine final : public history_engine {
   std::expected<std::vector<event>, log_error> read(std::uint64_t log_id, std::uint64_t from_seq,
                                                     std::size_t max_events, std::size_t max_bytes) override;
   std::expected<extent, log_error> extent_of(std::uint64_t log_id) override;
+  std::expected<position, log_error> position_of(std::uint64_t log_id) override;
   std::expected<std::uint64_t, log_error> trim(std::uint64_t log_id, const limits& l, std::uint64_t now_ns) override;
   std::expected<std::vector<std::pair<std::string, std::uint64_t>>, log_error> list(std::string_view after,
                                                                                     std::size_t limit) override;

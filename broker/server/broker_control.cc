@@ -179,9 +179,16 @@ std::expected<std::vector<admin::channel_stats>, admin::api_error> broker_contro
   for (auto& [name, config] : _p.registry.list()) by_name[name].name = name;
   // Durable channels with a log on disk that no shard has opened since the start (no traffic yet)
   // are listed too, with the log's last seq: that is where their numbering continues.
-  auto logs = _p.st.list_channels();
-  if (!logs) return std::unexpected(store_error(logs.error()));
-  std::map<std::string, std::uint64_t, std::less<>> log_ids(logs->begin(), logs->end());
+  std::map<std::string, std::uint64_t, std::less<>> log_ids;
+  for (std::string after;;) {
+    constexpr std::size_t page_size = 4096;
+    auto page = _p.engine.list(after, page_size);
+    if (!page) return std::unexpected(engine_error(page.error()));
+    const bool last_page = page->size() < page_size;
+    if (!last_page) after = page->back().first;
+    for (auto& [name, id] : *page) log_ids.emplace(std::move(name), id);
+    if (last_page) break;
+  }
   for (auto& [name, id] : log_ids) {
     if (by_name.contains(name)) continue;
     auto eff = _p.registry.effective(name);
@@ -198,9 +205,9 @@ std::expected<std::vector<admin::channel_stats>, admin::api_error> broker_contro
     }
     if (!entry.durable || entry.last_seq != 0) continue;
     if (auto id = log_ids.find(name); id != log_ids.end()) {
-      auto last = _p.st.last_seq(id->second);
-      if (!last) return std::unexpected(store_error(last.error()));
-      entry.last_seq = *last;
+      auto x = _p.engine.extent_of(id->second);
+      if (!x) return std::unexpected(engine_error(x.error()));
+      entry.last_seq = x->last_seq;
     }
   }
   std::vector<admin::channel_stats> out;

@@ -180,6 +180,10 @@ TYPED_TEST(engine_conformance_test, acknowledged_events_read_back_in_order_and_s
   ASSERT_TRUE(reopened);
   EXPECT_EQ(reopened->last_seq, 5u);
   EXPECT_EQ(reopened->epoch, p->epoch);
+  auto pos = this->e().position_of(p->log_id);
+  ASSERT_TRUE(pos);
+  EXPECT_EQ(pos->epoch, p->epoch);
+  EXPECT_EQ(pos->last_seq, 5u);
 }
 
 TYPED_TEST(engine_conformance_test, open_returns_the_keys_of_the_dedupe_window) {

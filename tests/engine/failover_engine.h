@@ -63,6 +63,14 @@ class failover_engine final : public history_engine {
     }
     return x;
   }
+  std::expected<position, log_error> position_of(std::uint64_t log_id) override {
+    auto p = _inner.position_of(log_id);
+    if (p) {
+      std::lock_guard lock(_mutex);
+      p->epoch = epoch_of(log_id, p->epoch);
+    }
+    return p;
+  }
   std::expected<std::uint64_t, log_error> trim(std::uint64_t log_id, const limits& l, std::uint64_t now_ns) override {
     return _inner.trim(log_id, l, now_ns);
   }

@@ -53,6 +53,7 @@ class gated_engine final : public engine::history_engine {
     return _inner.read(id, from, n, bytes);
   }
   std::expected<extent, log_error> extent_of(std::uint64_t id) override { return _inner.extent_of(id); }
+  std::expected<position, log_error> position_of(std::uint64_t id) override { return _inner.position_of(id); }
   std::expected<std::uint64_t, log_error> trim(std::uint64_t id, const limits& l, std::uint64_t now) override {
     return _inner.trim(id, l, now);
   }
