@@ -33,6 +33,21 @@ admin::api_error engine_error(const engine::history_engine::log_error& e) {
   return {e.code == "store_full" ? 507 : 503, e.code == "store_full" ? "store_full" : "store_failed", e.message};
 }
 
+// Submits `cmd` to `shard`, retrying while its queue is full; 503 busy naming `what` after `deadline`.
+std::expected<void, admin::api_error> submit_until(router::router::producer& prod, unsigned shard,
+                                                   router::command& cmd,
+                                                   std::chrono::steady_clock::time_point deadline,
+                                                   std::string_view what) {
+  while (!prod.try_submit(shard, cmd)) {
+    if (std::chrono::steady_clock::now() > deadline) {
+      return std::unexpected(
+          admin::api_error{503, "busy", fmt::format("the router did not accept the {} in time", what)});
+    }
+    std::this_thread::yield();
+  }
+  return {};
+}
+
 // HTTP status of an ERR code a publish can end with (docs/ADMIN_API.md).
 int publish_status(std::string_view code) {
   if (code == "payload_too_large") return 413;
@@ -152,12 +167,9 @@ std::expected<std::vector<router::channel_stats>, admin::api_error> broker_contr
     auto promise = std::make_shared<std::promise<std::vector<router::channel_stats>>>();
     replies.push_back(promise->get_future());
     router::command cmd{router::stats_query{promise}};
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-    while (!prod.try_submit(s, cmd)) {
-      if (std::chrono::steady_clock::now() > deadline) {
-        return std::unexpected(admin::api_error{503, "busy", "the router did not accept the query in time"});
-      }
-      std::this_thread::yield();
+    if (auto ok = submit_until(prod, s, cmd, std::chrono::steady_clock::now() + std::chrono::seconds(5), "query");
+        !ok) {
+      return std::unexpected(ok.error());
     }
   }
   std::vector<router::channel_stats> all;
@@ -234,13 +246,8 @@ std::expected<admin::publish_result, admin::api_error> broker_control::publish(s
                                              .payload = std::string(payload), .time_ns = unix_ns(),
                                              .reply = promise}};
   const auto deadline = std::chrono::steady_clock::now() + timeout;
-  auto& prod = producer();
-  const unsigned shard = _p.rt.shard_of(channel);
-  while (!prod.try_submit(shard, cmd)) {
-    if (std::chrono::steady_clock::now() > deadline) {
-      return std::unexpected(admin::api_error{503, "busy", "the router did not accept the event in time"});
-    }
-    std::this_thread::yield();
+  if (auto ok = submit_until(producer(), _p.rt.shard_of(channel), cmd, deadline, "event"); !ok) {
+    return std::unexpected(ok.error());
   }
   if (reply.wait_until(deadline) != std::future_status::ready) {
     return std::unexpected(admin::api_error{504, "timeout", "the event was not acknowledged in time"});
@@ -292,12 +299,8 @@ std::expected<std::uint64_t, admin::api_error> broker_control::wipe_history(std:
   auto reply = promise->get_future();
   router::command cmd{router::wipe_history{.channel = std::string(channel), .reply = promise}};
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  auto& prod = producer();
-  while (!prod.try_submit(_p.rt.shard_of(channel), cmd)) {
-    if (std::chrono::steady_clock::now() > deadline) {
-      return std::unexpected(admin::api_error{503, "busy", "the router did not accept the command in time"});
-    }
-    std::this_thread::yield();
+  if (auto ok = submit_until(producer(), _p.rt.shard_of(channel), cmd, deadline, "command"); !ok) {
+    return std::unexpected(ok.error());
   }
   if (reply.wait_until(deadline) != std::future_status::ready) {
     return std::unexpected(admin::api_error{504, "timeout", "the channel's shard did not answer in time"});
