@@ -22,7 +22,9 @@
 //     at_least_once subscription each (SUB options "durable":"bench-<pid>-<i>", "ack":{"policy":
 //     "at_least_once"}, "start":"new") that acks every event. A broker that answers ERR is reported
 //     (exit 1), not worked around.
+#include <switchboard/build_info.h>
 #include <switchboard/client.h>
+#include <switchboard/protocol.h>
 
 #include <netdb.h>
 #include <sys/prctl.h>
@@ -260,7 +262,8 @@ std::string json_escape(const std::string& s) {
 const char* usage =
     "usage: switchboard-bench [--url U] [--subs N] [--msgs M] [--size B>=17] [--rate R] [--channel C]\n"
     "                         [--tag T] [--connect-timeout S] [--token T] [--json-only]\n"
-    "                         [--durable --admin-url http://H:P [--batch K] [--durable-sub]]\n";
+    "                         [--durable --admin-url http://H:P [--batch K] [--durable-sub]]\n"
+    "       switchboard-bench --version\n";
 
 }  // namespace
 
@@ -283,6 +286,14 @@ int main(int argc, char** argv) {
       }
       if (k == "--help" || k == "-h") {
         std::fputs(usage, stdout);
+        return 0;
+      }
+      if (k == "--version") {
+        std::printf("switchboard-bench %.*s (commit %.*s, %.*s build, protocol version %u)\n",
+                    static_cast<int>(switchboard::build_info::version.size()), switchboard::build_info::version.data(),
+                    static_cast<int>(switchboard::build_info::commit.size()), switchboard::build_info::commit.data(),
+                    static_cast<int>(switchboard::build_info::build_type.size()),
+                    switchboard::build_info::build_type.data(), unsigned{switchboard::protocol::version});
         return 0;
       }
       if (i + 1 >= argc) throw std::invalid_argument("missing value for " + k);

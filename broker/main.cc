@@ -1,15 +1,22 @@
-// switchboard: the broker executable. Parses options (flags override the config file), starts one
-// server, prints the ready line, and waits for SIGTERM/SIGINT, then drains and exits 0.
+// switchboard: the broker executable. Parses options (flags override the config file; abbreviated
+// flags are refused), starts one server, prints the ready line, and waits for SIGTERM/SIGINT, then
+// drains and exits 0. SIGHUP re-reads the config file's tokens and log level. `--version` prints
+// the version and build; `--check-config FILE` validates a file and exits 0 or 2 (nats-server -t).
 // Exit codes: 0 clean stop, 1 start-up failure (e.g. port in use), 2 bad option or config key.
 #include <signal.h>
-#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
+
+#include <fmt/format.h>
+#include <switchboard/build_info.h>
+#include <switchboard/protocol.h>
 
 #include <boost/program_options.hpp>
 #include <cstdio>
+#include <expected>
 #include <fstream>
 #include <iostream>
 
+#include "broker/server/logging.h"
 #include "broker/server/server.h"
 
 namespace po = boost::program_options;
@@ -45,7 +52,21 @@ po::options_description describe(options& o) {
       ("channel-idle-s", po::value(&o.channel_idle_s)->default_value(o.channel_idle_s),
        "drop a channel from memory after this long without traffic, subscribers or own config (0 = never)")
       ("log-level", po::value(&o.log_level)->default_value(o.log_level),
-       "trace | debug | info | warn | error | off");
+       "trace | debug | info | warn | error | off")
+      ("log-format", po::value(&o.log_format)->default_value(o.log_format),
+       "text | json (one JSON object per line)")
+      ("media", po::value(&o.media)->default_value(o.media),
+       "serve the media layer (POST /v1/media, GET /media/<id>; cache in <data-dir>/media)")
+      ("media-max-bytes", po::value(&o.media_max_bytes)->default_value(o.media_max_bytes),
+       "largest origin response fetched for media")
+      ("media-max-seconds", po::value(&o.media_max_seconds)->default_value(o.media_max_seconds),
+       "longest media audio, fetched or spoken (seconds)")
+      ("media-cache-bytes", po::value(&o.media_cache_bytes)->default_value(o.media_cache_bytes),
+       "bytes of converted media kept on disk (least recently used evicted beyond)")
+      ("media-volatile-params", po::value(&o.media_volatile_params)->default_value(o.media_volatile_params),
+       "query parameters left out of media ids (comma list, case-insensitive): signatures, expiries")
+      ("media-fetch-timeout-ms", po::value(&o.media_fetch_timeout_ms)->default_value(o.media_fetch_timeout_ms),
+       "whole origin fetch timeout for media (ms)");
   return d;
 }
 
@@ -54,47 +75,128 @@ int usage_error(const std::string& message) {
   return 2;
 }
 
+// Everything the command line and the --config file say (flags override the file).
+struct command_line {
+  options opts;
+  std::string config;        // --config or --check-config FILE
+  bool check_only = false;   // --check-config: validate and exit
+  bool help = false;
+  bool version = false;
+};
+
+// Abbreviated long options are refused (Boost's default would take `--shard 2` for `--shards 2`),
+// so that a flag means exactly what the same key in the config file means.
+constexpr int flag_style = po::command_line_style::default_style & ~po::command_line_style::allow_guessing;
+
+// Parses argv and then the config file it names into `out`. Throws po::error; returns an error
+// message for an unreadable file.
+std::expected<void, std::string> parse(int argc, char** argv, command_line& out, po::options_description& all) {
+  auto broker_opts = describe(out.opts);
+  std::string check;
+  po::options_description cli("command line");
+  cli.add_options()("help,h", "show this help")("version", "print the version and build, then exit")(
+      "config", po::value(&out.config), "config file (INI: key = value)")(
+      "check-config", po::value(&check), "check this config file (and the flags) and exit: 0 valid, 2 not");
+  cli.add(broker_opts);
+  all.add(cli);
+  po::variables_map vm;
+  po::store(po::command_line_parser(argc, argv).options(cli).style(flag_style).run(), vm);
+  out.help = vm.count("help") > 0;
+  out.version = vm.count("version") > 0;
+  if (out.help || out.version) return {};
+  if (vm.count("check-config")) {
+    if (vm.count("config")) throw po::error("--config and --check-config cannot be used together");
+    out.check_only = true;
+    out.config = vm["check-config"].as<std::string>();
+  } else if (vm.count("config")) {
+    out.config = vm["config"].as<std::string>();
+  }
+  if (!out.config.empty()) {
+    std::ifstream in(out.config);
+    if (!in) return std::unexpected("cannot read config file " + out.config);
+    // Flags were stored first, so they win over the file.
+    po::store(po::parse_config_file(in, broker_opts, /*allow_unregistered=*/false), vm);
+  }
+  po::notify(vm);
+  return {};
+}
+
+std::string version_line(const char* program) {
+  namespace bi = switchboard::build_info;
+  return fmt::format("{} {} (commit {}, {} build, protocol version {})", program, bi::version, bi::commit,
+                     bi::build_type, switchboard::protocol::version);
+}
+
+// SIGHUP: re-reads the config file (and the same flags) and applies what can change at run time:
+// tokens and the log level. Everything else needs a restart, which the log says.
+void reload(int argc, char** argv, const command_line& running, switchboard::server::server& srv) {
+  if (running.config.empty()) {
+    spdlog::warn("SIGHUP: no --config file to re-read; nothing changed");
+    return;
+  }
+  command_line fresh;
+  po::options_description all;
+  try {
+    if (auto ok = parse(argc, argv, fresh, all); !ok) {
+      spdlog::error("SIGHUP: {}; nothing changed", ok.error());
+      return;
+    }
+  } catch (const po::error& e) {
+    spdlog::error("SIGHUP: {} in {}; nothing changed", e.what(), running.config);
+    return;
+  }
+  if (auto ok = switchboard::server::set_log_level(fresh.opts.log_level); !ok) {
+    spdlog::error("SIGHUP: {}; nothing changed", ok.error());
+    return;
+  }
+  auto applied = srv.reload_tokens(fresh.opts.admin_token, fresh.opts.tokens);
+  if (!applied) {
+    spdlog::error("SIGHUP: {} in {}; tokens unchanged", applied.error().message, running.config);
+    return;
+  }
+  spdlog::info("SIGHUP: reloaded {} by signal: {} token(s), log level {}", running.config, applied->tokens,
+               fresh.opts.log_level);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  options opts;
-  std::string config;
-  auto broker_opts = describe(opts);
-  po::options_description cli("command line");
-  cli.add_options()("help,h", "show this help")("config", po::value(&config), "config file (INI: key = value)");
-  cli.add(broker_opts);
-
-  po::variables_map vm;
+  command_line cmd;
+  po::options_description all;
   try {
-    po::store(po::parse_command_line(argc, argv, cli), vm);
-    if (vm.count("help")) {
-      std::cout << "usage: switchboard [--config FILE] [options]\n" << cli << "\n";
-      return 0;
-    }
-    if (vm.count("config")) {
-      const auto path = vm["config"].as<std::string>();
-      std::ifstream in(path);
-      if (!in) return usage_error("cannot read config file " + path);
-      // Flags were stored first, so they win over the file.
-      po::store(po::parse_config_file(in, broker_opts, /*allow_unregistered=*/false), vm);
-    }
-    po::notify(vm);
+    if (auto ok = parse(argc, argv, cmd, all); !ok) return usage_error(ok.error());
   } catch (const po::error& e) {
     return usage_error(e.what());
   }
-
-  const auto level = spdlog::level::from_str(opts.log_level);
-  if (level == spdlog::level::off && opts.log_level != "off") {
-    return usage_error("the argument ('" + opts.log_level + "') for option '--log-level' is invalid");
+  if (cmd.help) {
+    std::cout << "usage: switchboard [--config FILE] [options]\n"
+                 "       switchboard --check-config FILE [options]\n"
+                 "       switchboard --version\n"
+              << all << "\n";
+    return 0;
   }
-  spdlog::set_default_logger(spdlog::stderr_color_mt("switchboard"));
-  spdlog::set_level(level);
+  if (cmd.version) {
+    std::cout << version_line("switchboard") << "\n";
+    return 0;
+  }
+  options& opts = cmd.opts;
+  if (auto ok = switchboard::server::check_logging(opts.log_level, opts.log_format); !ok) return usage_error(ok.error());
+  if (auto ok = switchboard::server::check_options(opts); !ok) {
+    return usage_error(cmd.check_only ? cmd.config + ": " + ok.error().message : ok.error().message);
+  }
+  if (cmd.check_only) {
+    std::cout << "switchboard: configuration file " << cmd.config << " is valid\n";
+    return 0;
+  }
+  (void)switchboard::server::configure_logging(opts.log_level, opts.log_format);
+  spdlog::info("{} starting", version_line("switchboard"));
 
   // Signals are taken synchronously by this thread; every thread started below inherits the mask.
   sigset_t stop_signals;
   sigemptyset(&stop_signals);
   sigaddset(&stop_signals, SIGTERM);
   sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
   auto srv = switchboard::server::server::start(opts);
@@ -108,7 +210,11 @@ int main(int argc, char** argv) {
   std::fflush(stdout);
 
   int sig = 0;
-  sigwait(&stop_signals, &sig);
+  for (;;) {
+    sigwait(&stop_signals, &sig);
+    if (sig != SIGHUP) break;
+    reload(argc, argv, cmd, **srv);
+  }
   spdlog::info("signal {} received: draining", sig);
   (*srv)->stop();
   spdlog::info("stopped");

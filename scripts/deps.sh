@@ -17,12 +17,19 @@ SWITCHBOARD_DEPS=(
   libgtest-dev libgmock-dev libbenchmark-dev libcpp-httplib-dev libcurl4-openssl-dev libssl-dev
   libspdlog-dev libfmt-dev rapidjson-dev
   libsndfile1-dev libsamplerate0-dev libespeak-ng-dev espeak-ng-data
+  python3-zmq prometheus
 )
+# python3-zmq: the Python client's tests (client/python, tests/python). prometheus: for its `promtool`,
+# which metrics_test runs on the real /metrics output (Debian ships promtool only in this package; on
+# a systemd host the package also enables a Prometheus server on :9090 — `systemctl disable --now
+# prometheus` if that is not wanted).
 # libFuzzer for scripts/fuzz.sh (the corpus replays in ctest need neither).
 SWITCHBOARD_FUZZ_DEPS=(clang-16 libfuzzer-16-dev libclang-rt-16-dev)
-# Peers for scripts/bench.sh (see /work/shared/peerbench/README.md).
+# Peers for scripts/bench.sh (see /work/shared/peerbench/README.md); wrk, sox and curl for
+# scripts/media_bench.sh.
 SWITCHBOARD_BENCH_DEPS=(
   nats-server redis-server mosquitto libnats-dev libhiredis-dev libmosquitto-dev
+  wrk sox curl
 )
 
 switchboard_missing_packages() {  # prints the packages in "$@" that are not installed

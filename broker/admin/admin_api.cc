@@ -458,8 +458,55 @@ http_response json_response(int status, std::string body) {
 }
 
 admin_api::admin_api(const auth::token_table& tokens, control& ctl, std::vector<stream_route> streams,
-                     std::function<std::string()> server_metrics)
-    : _tokens(tokens), _ctl(ctl), _streams(std::move(streams)), _server_metrics(std::move(server_metrics)) {}
+                     std::function<std::string()> server_metrics, std::vector<route_module> modules)
+    : _tokens(tokens),
+      _ctl(ctl),
+      _streams(std::move(streams)),
+      _server_metrics(std::move(server_metrics)),
+      _modules(std::move(modules)) {}
+
+const route_module* admin_api::find_module(const http_request& req) const {
+  const std::string_view path = req.path();
+  for (const route_module& m : _modules) {
+    if (path.starts_with(m.prefix) && (path.size() == m.prefix.size() || path[m.prefix.size()] == '/')) return &m;
+  }
+  return nullptr;
+}
+
+http_response admin_api::run_module(const http_request& req, const route_module& m) const {
+  const std::string_view method = req.method == "HEAD" ? std::string_view("GET") : std::string_view(req.method);
+  if (std::ranges::find(m.methods, method) == m.methods.end()) {
+    std::string allow;
+    for (const std::string& a : m.methods) allow += (allow.empty() ? "" : ", ") + a;
+    auto r = fail(req, 405, "method_not_allowed", fmt::format("{} is not allowed here; allowed: {}", req.method, allow));
+    r.headers.emplace_back("Allow", allow);
+    return r;
+  }
+  static const auth::principal nobody{.name = "public", .tenant = ""};
+  std::optional<auth::principal> who;
+  if (!m.is_public) {
+    auto found = authenticate(req, _tokens);
+    if (!found) return std::move(found.error());
+    who = std::move(*found);
+  }
+  auto r = m.handle(module_request{req, who ? *who : nobody, req.path().substr(m.prefix.size())});
+  if (!r) return fail(req, r.error());
+  return std::move(*r);
+}
+
+std::optional<http_response> admin_api::handle_on_io(const http_request& req) const {
+  if (is_health_probe(req)) return health();
+  const route_module* m = find_module(req);
+  if (m == nullptr || !m->on_io_thread) return std::nullopt;
+  try {
+    return run_module(req, *m);
+  } catch (const std::exception& e) {
+    spdlog::error("admin {} {}: handler threw: {}", req.method, auth::quote(req.path()), e.what());
+  } catch (...) {
+    spdlog::error("admin {} {}: handler threw", req.method, auth::quote(req.path()));
+  }
+  return error_response(500, "internal_error", "internal error");
+}
 
 bool admin_api::is_health_probe(const http_request& req) {
   return (req.method == "GET" || req.method == "HEAD") && req.path() == "/healthz";
@@ -479,6 +526,7 @@ http_response admin_api::handle(const http_request& req) const {
 }
 
 http_response admin_api::dispatch(const http_request& req) const {
+  if (const route_module* module = find_module(req)) return run_module(req, *module);
   auto m = match(req, _streams);
   if (!m) return std::move(m.error());
   const std::string_view method = req.method == "HEAD" ? std::string_view("GET") : std::string_view(req.method);
@@ -500,6 +548,11 @@ http_response admin_api::dispatch(const http_request& req) const {
     case route::metrics: {
       std::string text = _ctl.metrics();
       if (!text.empty() && text.back() != '\n') text += '\n';
+      for (const route_module& module : _modules) {
+        if (!module.metrics) continue;
+        text += module.metrics();
+        if (!text.empty() && text.back() != '\n') text += '\n';
+      }
       if (_server_metrics) text += _server_metrics();
       http_response r;
       r.content_type = "text/plain; version=0.0.4; charset=utf-8";

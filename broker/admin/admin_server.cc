@@ -11,8 +11,9 @@
 namespace switchboard::admin {
 
 struct admin_server::impl {
-  impl(admin_options o, const auth::token_table& t, control& c, std::vector<stream_route> s)
-      : opts(std::move(o)), api(t, c, std::move(s), [this] { return metrics(); }) {}
+  impl(admin_options o, const auth::token_table& t, control& c, std::vector<stream_route> s,
+       std::vector<route_module> m)
+      : opts(std::move(o)), api(t, c, std::move(s), [this] { return metrics(); }, std::move(m)) {}
 
   std::string metrics() const;
 
@@ -60,15 +61,13 @@ std::optional<unsigned> admin_server::current_worker() noexcept { return http_se
 std::expected<std::unique_ptr<admin_server>, std::string> admin_server::start(admin_options opts,
                                                                               const auth::token_table& tokens,
                                                                               control& ctl,
-                                                                              std::vector<stream_route> streams) {
-  auto p = std::make_unique<impl>(std::move(opts), tokens, ctl, std::move(streams));
+                                                                              std::vector<stream_route> streams,
+                                                                              std::vector<route_module> modules) {
+  auto p = std::make_unique<impl>(std::move(opts), tokens, ctl, std::move(streams), std::move(modules));
   const admin_api& api = p->api;
   auto http = http_server::start(
       p->opts, worker_threads, [&api](const http_request& req) { return api.handle(req); },
-      [](const http_request& req) -> std::optional<http_response> {
-        if (admin_api::is_health_probe(req)) return admin_api::health();
-        return std::nullopt;
-      });
+      [&api](const http_request& req) { return api.handle_on_io(req); });
   if (!http) return std::unexpected(http.error());
   p->http = std::move(*http);
   p->serving.store(p->http.get(), std::memory_order_release);

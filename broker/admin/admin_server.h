@@ -3,8 +3,9 @@
 // through `control` (implemented by broker/server).
 //
 // Operation: one io thread owns every socket (accept, reads under header/body/idle timeouts, writes,
-// streamed responses); a slow, idle or streaming client costs a socket, not a thread. GET /healthz
-// is answered by the io thread itself. Every other request, once read whole, runs on one of exactly
+// streamed responses, file bodies by sendfile); a slow, idle or streaming client costs a socket, not
+// a thread. GET /healthz and io-thread route modules (route_module::on_io_thread, e.g. /media/<id>)
+// are answered by the io thread itself. Every other request, once read whole, runs on one of exactly
 // `worker_threads` request workers (so the broker can register one router producer per worker), and
 // the response goes back to the io thread to be written. Limits (admin_options): max_connections,
 // max_header_bytes, max_body_bytes (413 payload_too_large before authentication), and the timeouts.
@@ -26,6 +27,7 @@
 
 #include "broker/admin/admin_options.h"
 #include "broker/admin/control.h"
+#include "broker/admin/route_module.h"
 #include "broker/admin/stream_route.h"
 #include "broker/auth/auth.h"
 
@@ -44,10 +46,13 @@ class admin_server {
 
   // Binds `opts.bind:opts.port` and starts serving. `tokens` is copied; `ctl` is borrowed and must
   // outlive the server. `streams` are extra streaming endpoints (see stream_route.h), matched before
-  // the built-in routes. Returns the running server, or a one-line message naming the address when
-  // it cannot listen (e.g. "admin API cannot listen on 127.0.0.1:7401: Address already in use (bind)").
+  // the built-in routes; `modules` other components' endpoints by path prefix (route_module.h),
+  // matched first (their handlers must outlive the server). Returns the running server, or a
+  // one-line message naming the address when it cannot listen (e.g. "admin API cannot listen on
+  // 127.0.0.1:7401: Address already in use (bind)").
   [[nodiscard]] static std::expected<std::unique_ptr<admin_server>, std::string> start(
-      admin_options opts, const auth::token_table& tokens, control& ctl, std::vector<stream_route> streams = {});
+      admin_options opts, const auth::token_table& tokens, control& ctl, std::vector<stream_route> streams = {},
+      std::vector<route_module> modules = {});
 
   admin_server(const admin_server&) = delete;
   admin_server& operator=(const admin_server&) = delete;

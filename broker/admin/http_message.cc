@@ -1,5 +1,7 @@
 #include "broker/admin/http_message.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <cctype>
 #include <charconv>
@@ -64,6 +66,38 @@ std::optional<std::string> http_request::query(std::string_view name) const {
     t.remove_prefix(amp + 1);
   }
   return std::nullopt;
+}
+
+file_body::~file_body() {
+  if (_fd >= 0) ::close(_fd);
+}
+
+void deferred_response::complete(http_response r) {
+  std::function<void(http_response)> sink;
+  {
+    std::lock_guard lock(_mutex);
+    if (_done) return;
+    _done = true;
+    if (!_sink) {
+      _result = std::make_unique<http_response>(std::move(r));
+      return;
+    }
+    sink = std::move(_sink);
+  }
+  sink(std::move(r));
+}
+
+void deferred_response::on_complete(std::function<void(http_response)> sink) {
+  std::unique_ptr<http_response> ready;
+  {
+    std::lock_guard lock(_mutex);
+    if (!_result) {
+      _sink = std::move(sink);
+      return;
+    }
+    ready = std::move(_result);
+  }
+  sink(std::move(*ready));
 }
 
 }  // namespace switchboard::admin

@@ -5,7 +5,10 @@
 // Concurrency: plain values; one thread at a time.
 #pragma once
 
+#include <cstdint>
+#include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -17,6 +20,29 @@
 namespace switchboard::admin {
 
 using http_fields = std::vector<std::pair<std::string, std::string>>;
+
+// A response body sent from an open file: `length` bytes from `offset`, written by the io thread
+// with sendfile(2) (no copy, no thread held however large the file). Owns the descriptor and closes
+// it on destruction; the file may be unlinked or replaced meanwhile (an open descriptor stays
+// readable). If the file turns out shorter than `length`, the connection is closed after what it
+// holds (the Content-Length already sent cannot be honoured).
+class file_body {
+ public:
+  file_body(int fd, std::uint64_t offset, std::uint64_t length) noexcept
+      : _fd(fd), _offset(offset), _length(length) {}
+  file_body(const file_body&) = delete;
+  file_body& operator=(const file_body&) = delete;
+  ~file_body();
+
+  [[nodiscard]] int fd() const noexcept { return _fd; }
+  [[nodiscard]] std::uint64_t offset() const noexcept { return _offset; }
+  [[nodiscard]] std::uint64_t length() const noexcept { return _length; }
+
+ private:
+  const int _fd;
+  const std::uint64_t _offset;
+  const std::uint64_t _length;
+};
 
 struct http_request {
   std::string method;  // as sent, e.g. "GET"
@@ -33,6 +59,34 @@ struct http_request {
   [[nodiscard]] std::optional<std::string> query(std::string_view name) const;
 };
 
+struct http_response;
+
+// A response that another thread completes later, so that a request waiting for slow work (an
+// origin fetch, a conversion) holds neither a request worker nor the io thread: the handler hands
+// the work to its own threads, returns http_response{.deferred = d} at once, and the work calls
+// d->complete(response) when done. The connection keeps the request open meanwhile (no timeout
+// applies: the work bounds itself); if the client leaves first, the late response is dropped.
+//
+// Concurrency: complete() may be called from any thread, once (later calls are ignored).
+class deferred_response {
+ public:
+  deferred_response() = default;
+  deferred_response(const deferred_response&) = delete;
+  deferred_response& operator=(const deferred_response&) = delete;
+
+  void complete(http_response r);
+
+  // The server's side (http_server.cc): `sink` receives the response exactly once, now if it is
+  // already complete, else from complete(). A complete response with no sink yet waits for it.
+  void on_complete(std::function<void(http_response)> sink);
+
+ private:
+  std::mutex _mutex;
+  std::unique_ptr<http_response> _result;               // guarded by _mutex
+  std::function<void(http_response)> _sink;             // guarded by _mutex
+  bool _done = false;                                   // complete() called; guarded by _mutex
+};
+
 struct http_response {
   int status = 200;
   std::string content_type;  // "" = none (204, and streams set their own)
@@ -41,6 +95,11 @@ struct http_response {
   // Set: a streamed response. The server writes the status, content type and headers with chunked
   // transfer encoding, then every chunk pushed to the stream until it ends; `body` is ignored.
   std::shared_ptr<response_stream> stream;
+  // Set (and no stream): the body is this file range, sent with Content-Length = its length; `body`
+  // is ignored. A HEAD request gets the same head and no body.
+  std::shared_ptr<const file_body> file;
+  // Set: the real response comes later through it (see deferred_response); the rest is ignored.
+  std::shared_ptr<deferred_response> deferred;
 };
 
 // (Defined in admin_api.cc, next to the API's other JSON writers.)

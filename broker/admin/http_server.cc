@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
+#include <sys/sendfile.h>
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -106,7 +107,7 @@ namespace {
 class connection : public std::enable_shared_from_this<connection> {
  public:
   connection(http_server::core& c, tcp::socket s)
-      : _core(c), _strand(s.get_executor()), _stream(std::move(s)) {
+      : _core(c), _strand(s.get_executor()), _stream(std::move(s)), _file_timer(_strand) {
     _core.open++;
     const std::lock_guard lock(_core.conn_mutex);
     _registered = _core.conns.insert(_core.conns.end(), this);
@@ -124,6 +125,10 @@ class connection : public std::enable_shared_from_this<connection> {
   }
 
   void start() {
+    // A file response is the head, then sendfile(2) of the body: two writes. With Nagle's algorithm
+    // a small body would wait for the ACK of the head (delayed ACK: ~40 ms per request).
+    error_code ignored;
+    _stream.socket().set_option(tcp::no_delay(true), ignored);
     net::dispatch(_strand, [self = shared_from_this()] {
       self->_stream.expires_after(self->_core.opts.header_timeout);  // first request: from accept
       self->read_header();
@@ -281,9 +286,19 @@ class connection : public std::enable_shared_from_this<connection> {
       if (r.stream) detail::stream_attachment::end(*r.stream);
       return;
     }
+    if (r.deferred) {
+      // The response comes later, from another thread; like a worker, the completion keeps the
+      // connection alive until then (whoever completes must do so before the server is destroyed).
+      _phase = phase::worker;
+      r.deferred->on_complete([self = shared_from_this()](http_response later) {
+        net::post(self->_strand, [self, later = std::move(later)]() mutable { self->respond(std::move(later)); });
+      });
+      return;
+    }
     _core.count(r.status);
     if (r.stream && !_head) return start_stream(std::move(r));
     if (r.stream) detail::stream_attachment::end(*r.stream);  // HEAD: the head only
+    if (r.file) return start_file(std::move(r));
     _phase = phase::writing;
     _res.emplace();
     _res->version(_version);
@@ -302,6 +317,81 @@ class connection : public std::enable_shared_from_this<connection> {
       if (!again) return self->_linger ? self->linger() : self->close();
       self->wait_for_request();
     });
+  }
+
+  // File response: the head (with Content-Length), then the file range with sendfile(2) straight
+  // from the page cache to the socket, whenever the socket can take more. No thread waits on it.
+  void start_file(http_response r) {
+    _phase = phase::writing;
+    _file = std::move(r.file);
+    _file_offset = _file->offset();
+    _file_left = _head ? 0 : _file->length();
+    _file_head.emplace();
+    _file_head->version(_version);
+    _file_head->result(static_cast<unsigned>(r.status));
+    if (!r.content_type.empty()) _file_head->set(http::field::content_type, r.content_type);
+    for (auto& [k, v] : r.headers) _file_head->insert(k, v);
+    _file_head->content_length(_file->length());
+    _file_head->keep_alive(_keep_alive && !_stopping);
+    _file_serializer.emplace(*_file_head);
+    _stream.expires_after(_core.opts.write_timeout);
+    http::async_write_header(_stream, *_file_serializer, [self = shared_from_this()](error_code ec, std::size_t) {
+      self->_file_serializer.reset();
+      if (ec) return self->fail(ec);
+      self->_stream.expires_never();
+      error_code ignored;
+      self->_stream.socket().native_non_blocking(true, ignored);
+      self->send_file();
+    });
+  }
+
+  void send_file() {
+    if (_phase != phase::writing || !_file) return;
+    constexpr std::uint64_t max_per_call = std::uint64_t{1} << 20;
+    constexpr std::uint64_t max_per_turn = std::uint64_t{4} << 20;  // then let other connections run
+    std::uint64_t sent = 0;
+    while (_file_left > 0) {
+      if (sent >= max_per_turn) {
+        net::post(_strand, [self = shared_from_this()] { self->send_file(); });
+        return;
+      }
+      off_t offset = static_cast<off_t>(_file_offset);
+      const ssize_t n = ::sendfile(_stream.socket().native_handle(), _file->fd(), &offset,
+                                   static_cast<std::size_t>(std::min(_file_left, max_per_call)));
+      if (n > 0) {
+        _file_offset += static_cast<std::uint64_t>(n);
+        _file_left -= static_cast<std::uint64_t>(n);
+        sent += static_cast<std::uint64_t>(n);
+        continue;
+      }
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        _file_timer.expires_after(_core.opts.write_timeout);
+        _file_timer.async_wait([self = shared_from_this()](error_code ec) {
+          if (ec || self->_phase != phase::writing) return;  // cancelled: the socket took more
+          self->_core.write_timeouts++;
+          self->close();
+        });
+        _stream.socket().async_wait(tcp::socket::wait_write, [self = shared_from_this()](error_code ec) {
+          self->_file_timer.cancel();
+          if (self->_phase != phase::writing) return;
+          if (ec) return self->close();
+          self->send_file();
+        });
+        return;
+      }
+      // The file is shorter than announced (n == 0) or the socket failed: the Content-Length sent
+      // cannot be honoured, so the connection ends here.
+      if (n == 0) spdlog::warn("admin API: a file ended {} bytes early; closing the connection", _file_left);
+      return close();
+    }
+    _file.reset();
+    if (!_file_head->keep_alive()) {
+      _file_head.reset();
+      return _linger ? linger() : close();
+    }
+    _file_head.reset();
+    wait_for_request();
   }
 
   // Streamed response: the head now, chunks as the stream's producer pushes them.
@@ -390,6 +480,8 @@ class connection : public std::enable_shared_from_this<connection> {
   void close() {
     if (_phase == phase::closed) return;
     _phase = phase::closed;
+    _file_timer.cancel();
+    _file.reset();
     error_code ignored;
     _stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
     _stream.close();
@@ -420,6 +512,13 @@ class connection : public std::enable_shared_from_this<connection> {
   std::vector<net::const_buffer> _buffers;
   std::string _frame_head;
   std::array<char, 64> _discard{};
+  // File responses (http_response::file).
+  std::shared_ptr<const file_body> _file;
+  std::uint64_t _file_offset = 0;  // next byte of the file to send
+  std::uint64_t _file_left = 0;    // bytes still to send
+  std::optional<http::response<http::empty_body>> _file_head;
+  std::optional<http::response_serializer<http::empty_body>> _file_serializer;
+  net::steady_timer _file_timer;  // write_timeout while waiting for the socket to take more
   std::list<connection*>::iterator _registered;
 };
 

@@ -102,6 +102,7 @@ std::expected<token_table, std::string> token_table::make(std::string_view admin
     all.push_back(std::move(*entry));
   }
   token_table table;
+  auto tokens = std::make_shared<token_set>();
   for (std::size_t i = 0; i < all.size(); ++i) {
     for (std::size_t j = 0; j < i; ++j) {
       if (all[j].who.name == all[i].who.name) {
@@ -112,16 +113,35 @@ std::expected<token_table, std::string> token_table::make(std::string_view admin
                                " have the same secret");
       }
     }
-    table._tokens.push_back(stored_token{all[i].who, sha256(all[i].secret)});  // copy: all[i] is compared again
+    tokens->push_back(stored_token{all[i].who, sha256(all[i].secret)});  // copy: all[i] is compared again
   }
+  table._live->store(std::move(tokens));
   return table;
 }
 
+std::vector<std::string> token_table::replace(const token_table& next) {
+  const auto incoming = next._live->load();
+  const auto before = _live->exchange(incoming);
+  std::vector<std::string> gone;
+  if (before->empty()) {
+    if (!incoming->empty()) gone.push_back(anonymous_principal().name);
+    return gone;
+  }
+  for (const stored_token& old : *before) {
+    const bool kept = std::ranges::any_of(*incoming, [&](const stored_token& t) {
+      return t.who == old.who && t.secret_sha256 == old.secret_sha256;
+    });
+    if (!kept) gone.push_back(old.who.name);
+  }
+  return gone;
+}
+
 std::optional<principal> token_table::authenticate(std::string_view secret) const {
-  if (open()) return anonymous_principal();
+  const auto tokens = _live->load();
+  if (tokens->empty()) return anonymous_principal();
   const digest presented = sha256(secret);
   const stored_token* match = nullptr;
-  for (const stored_token& t : _tokens) {
+  for (const stored_token& t : *tokens) {
     // No early exit: every digest is compared, whatever matched before.
     const bool equal = CRYPTO_memcmp(presented.data(), t.secret_sha256.data(), presented.size()) == 0;
     if (equal) match = &t;

@@ -27,12 +27,15 @@
 //   tokens "<a>" and "<b>" have the same secret
 //   tenant "<tenant>" may not use "<name>"
 //
-// Thread-safety: token_table is immutable after make(); const members may be called from any thread
-// concurrently. The free functions are pure.
+// Thread-safety: const members of token_table may be called from any thread concurrently, also while
+// another thread replace()s its tokens (SIGHUP reload): each call sees either the old or the new set,
+// never a mix. The free functions are pure.
 #pragma once
 
 #include <array>
+#include <atomic>
 #include <cstddef>
+#include <memory>
 #include <expected>
 #include <optional>
 #include <span>
@@ -70,6 +73,10 @@ class token_table {
  public:
   // An open table (no tokens): everyone is anonymous with every scope.
   token_table() = default;
+  // Copies are handles to one live table: a replace() through any of them is seen by all (the admin
+  // API keeps a copy, the transport a pointer; a SIGHUP reload reaches both).
+  token_table(const token_table&) = default;
+  token_table& operator=(const token_table&) = default;
 
   // Builds the table from the admin token (empty = none) and config entries. Returns the first
   // error: a malformed entry, a name listed twice (the admin token's name is "admin"), or two
@@ -82,9 +89,14 @@ class token_table {
   [[nodiscard]] std::optional<principal> authenticate(std::string_view secret) const;
 
   // True when no token is configured at all (authentication is off).
-  [[nodiscard]] bool open() const noexcept { return _tokens.empty(); }
+  [[nodiscard]] bool open() const noexcept { return _live->load()->empty(); }
   // Number of configured tokens.
-  [[nodiscard]] std::size_t size() const noexcept { return _tokens.size(); }
+  [[nodiscard]] std::size_t size() const noexcept { return _live->load()->size(); }
+
+  // Makes `next`'s tokens the ones in force (a reload). Returns the names of the tokens that stopped
+  // being valid as they were: removed, or given another secret, tenant or scopes ("anonymous" when
+  // authentication was off and is now on). Sessions opened with them should be closed.
+  std::vector<std::string> replace(const token_table& next);
 
  private:
   using digest = std::array<unsigned char, 32>;
@@ -92,7 +104,10 @@ class token_table {
     principal who;
     digest secret_sha256;
   };
-  std::vector<stored_token> _tokens;
+  using token_set = std::vector<stored_token>;
+  using live_set = std::atomic<std::shared_ptr<const token_set>>;
+  // Never null; shared by every copy of this table.
+  std::shared_ptr<live_set> _live = std::make_shared<live_set>(std::make_shared<const token_set>());
 };
 
 // The principal an open table hands out.

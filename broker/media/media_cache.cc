@@ -1,6 +1,7 @@
 #include "broker/media/media_cache.h"
 
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -74,13 +75,14 @@ std::expected<void, error> media_cache::reconcile() {
     _lru.push_back(e.id);
     _bytes += e.bytes;
     std::string id = e.id;
-    _slots.emplace(std::move(id), slot{std::move(e), std::prev(_lru.end())});
+    const std::int64_t access = e.last_access_ms;
+    _slots.emplace(std::move(id), slot{std::move(e), std::prev(_lru.end()), access});
   }
 
   std::error_code ec;
   for (const auto& file : std::filesystem::directory_iterator(_dir, ec)) {
     const std::string name = file.path().filename().string();
-    const bool tmp = name.ends_with(std::string(file_suffix) + std::string(tmp_suffix));
+    const bool tmp = name.ends_with(tmp_suffix);
     const bool orphan = name.ends_with(file_suffix) &&
                         !_slots.contains(name.substr(0, name.size() - file_suffix.size()));
     std::error_code ignored;  // an orphan that cannot be removed is retried on the next open
@@ -90,7 +92,7 @@ std::expected<void, error> media_cache::reconcile() {
   return {};
 }
 
-std::optional<media_entry> media_cache::find(std::string_view id, std::int64_t now_ms) {
+std::optional<media_entry> media_cache::find(std::string_view id, std::int64_t now_ms, bool persist_access) {
   std::lock_guard lock(_mutex);
   const auto it = _slots.find(std::string(id));
   if (it == _slots.end()) return std::nullopt;
@@ -98,22 +100,29 @@ std::optional<media_entry> media_cache::find(std::string_view id, std::int64_t n
   s.entry.last_access_ms = now_ms;
   _lru.splice(_lru.begin(), _lru, s.lru);
   // Persisting the access time only keeps the LRU order across restarts; a failure is not the caller's.
-  (void)_index->put(s.entry);
+  if (persist_access && now_ms - s.persisted_access_ms >= access_persist_interval_ms) {
+    if (_index->put(s.entry)) s.persisted_access_ms = now_ms;
+  }
   return s.entry;
 }
 
 std::expected<std::vector<media_entry>, error> media_cache::insert(media_entry entry, std::string_view wav) {
   entry.bytes = wav.size();
   const std::filesystem::path final_path = path(entry.id);
-  std::filesystem::path tmp = final_path;
-  tmp += tmp_suffix;
-
-  std::lock_guard lock(_mutex);
+  std::uint64_t serial = 0;
+  {
+    std::lock_guard lock(_mutex);
+    serial = _next_tmp++;
+  }
+  const std::filesystem::path tmp = _dir / fmt::format("{}{}.{}{}", entry.id, file_suffix, serial, tmp_suffix);
+  // Written without the lock: a large file must not stall find() (the HTTP io thread serves with it).
   if (auto written = write_file(tmp, wav); !written) {
     std::error_code ec;
     std::filesystem::remove(tmp, ec);
     return std::unexpected(std::move(written.error()));
   }
+
+  std::lock_guard lock(_mutex);
   if (::rename(tmp.c_str(), final_path.c_str()) != 0) {
     const int code = errno;
     std::error_code ec;
@@ -130,9 +139,10 @@ std::expected<std::vector<media_entry>, error> media_cache::insert(media_entry e
     _bytes -= it->second.entry.bytes;
     _lru.splice(_lru.begin(), _lru, it->second.lru);
     it->second.entry = entry;
+    it->second.persisted_access_ms = entry.last_access_ms;
   } else {
     _lru.push_front(entry.id);
-    _slots.emplace(entry.id, slot{entry, _lru.begin()});
+    _slots.emplace(entry.id, slot{entry, _lru.begin(), entry.last_access_ms});
   }
   _bytes += entry.bytes;
   return evict(entry.id);
@@ -145,13 +155,17 @@ std::expected<bool, error> media_cache::update(const media_entry& entry) {
   media_entry updated = entry;
   updated.bytes = it->second.entry.bytes;
   if (auto put = _index->put(updated); !put) return std::unexpected(std::move(put.error()));
+  it->second.persisted_access_ms = updated.last_access_ms;
   it->second.entry = std::move(updated);
   return true;
 }
 
-std::expected<void, error> media_cache::erase(std::string_view id) {
+std::expected<std::optional<media_entry>, error> media_cache::erase(std::string_view id) {
   std::lock_guard lock(_mutex);
-  return remove_locked(id);
+  std::optional<media_entry> removed;
+  if (const auto it = _slots.find(std::string(id)); it != _slots.end()) removed = it->second.entry;
+  if (auto ok = remove_locked(id); !ok) return std::unexpected(std::move(ok.error()));
+  return removed;
 }
 
 std::expected<void, error> media_cache::remove_locked(std::string_view id) {

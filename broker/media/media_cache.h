@@ -45,19 +45,27 @@ class media_cache {
   media_cache(const media_cache&) = delete;
   media_cache& operator=(const media_cache&) = delete;
 
-  // The entry for `id` (empty when absent), marked as most recently used at `now_ms` (persisted).
-  [[nodiscard]] std::optional<media_entry> find(std::string_view id, std::int64_t now_ms);
+  // The entry for `id` (empty when absent), marked as most recently used at `now_ms`. With
+  // `persist_access` the access time is also written to the index, at most once per
+  // access_persist_interval per entry (it only keeps the LRU order across restarts, so a minute of
+  // drift is fine and a hot entry does not cost a synced store write per hit). Without it nothing is
+  // written: the call never waits for the disk beyond the mutex (the HTTP io thread serves with it).
+  [[nodiscard]] std::optional<media_entry> find(std::string_view id, std::int64_t now_ms,
+                                                bool persist_access = true);
+  static constexpr std::int64_t access_persist_interval_ms = 60'000;
 
   // Stores `wav` as the file of `entry` (entry.bytes is set from wav.size()), replacing any entry
-  // with that id, then evicts. Returns the evicted entries (for metrics and events).
+  // with that id, then evicts. Returns the evicted entries (for metrics and events). The file is
+  // written to a temporary name before the mutex is taken; only the rename and the index write
+  // happen under it.
   [[nodiscard]] std::expected<std::vector<media_entry>, error> insert(media_entry entry, std::string_view wav);
 
   // Replaces the metadata of an existing entry (after a revalidation); the file is unchanged.
   // Returns false (and does nothing) when the id is absent, e.g. evicted meanwhile.
   [[nodiscard]] std::expected<bool, error> update(const media_entry& entry);
 
-  // Removes the entry and its file; absent ids succeed.
-  [[nodiscard]] std::expected<void, error> erase(std::string_view id);
+  // Removes the entry and its file; absent ids succeed. Returns the removed entry (empty when absent).
+  [[nodiscard]] std::expected<std::optional<media_entry>, error> erase(std::string_view id);
 
   // Where the file of `id` is (whether or not it exists).
   [[nodiscard]] std::filesystem::path path(std::string_view id) const;
@@ -71,6 +79,7 @@ class media_cache {
   struct slot {
     media_entry entry;
     std::list<std::string>::iterator lru;  // position in _lru
+    std::int64_t persisted_access_ms = 0;  // entry.last_access_ms as the index last stored it
   };
 
   std::expected<void, error> reconcile();
@@ -87,6 +96,7 @@ class media_cache {
   std::list<std::string> _lru;  // ids, most recently used first
   std::unordered_map<std::string, slot> _slots;
   std::uint64_t _bytes = 0;
+  std::uint64_t _next_tmp = 0;  // makes temporary file names unique
 };
 
 }  // namespace switchboard::media

@@ -53,7 +53,8 @@ std::string canonical_url(std::string_view url, std::span<const std::string> vol
 
   std::string out;
   out.reserve(url.size());
-  // scheme://host[:port] lower-cased; userinfo (before '@') and the path keep their case.
+  // scheme://host[:port] lower-cased; userinfo (before '@') dropped: credentials do not name the
+  // resource, and the canonical URL is stored, logged and published; the path keeps its case.
   const std::size_t scheme_end = base.find("://");
   if (scheme_end != std::string_view::npos) {
     const std::size_t authority_start = scheme_end + 3;
@@ -61,6 +62,7 @@ std::string canonical_url(std::string_view url, std::span<const std::string> vol
     const std::size_t at = base.substr(0, authority_end).rfind('@');
     const std::size_t host_start = at == std::string_view::npos || at < authority_start ? authority_start : at + 1;
     for (std::size_t i = 0; i < base.size(); ++i) {
+      if (i >= authority_start && i < host_start) continue;  // userinfo
       const bool lower = i < scheme_end || (i >= host_start && i < authority_end);
       out += lower ? ascii_lower(base[i]) : base[i];
     }

@@ -11,7 +11,8 @@
 //
 // canonical_url() removes volatile query parameters (pre-signed URL signatures and expiries) so that
 // every signed variant of one object shares one id. It does not otherwise normalise the URL beyond
-// lower-casing the scheme and host and dropping the #fragment.
+// lower-casing the scheme and host and dropping the #fragment and any user:password@ (credentials
+// are not part of the resource's name, and the canonical URL is stored, logged and published).
 #pragma once
 
 #include <span>

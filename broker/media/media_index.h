@@ -1,15 +1,11 @@
 // The index of the media cache: one entry per cached file, keyed by media id.
 //
-// DESIGN.md puts this index in the store's RocksDB (`media_index` column family). RocksDB may only be
-// included under broker/store/, so the media layer depends on this small interface instead; today it
-// is implemented by `open_file_media_index()` (a JSON-lines file beside the cached files). Moving it
-// into the store means implementing `media_index` over store::put_config/get_config/list_configs with
-// a new store kind; nothing else in media/ changes.
+// The broker keeps it in the store (DESIGN.md: RocksDB column family `media_index`), through
+// `open_store_media_index()` (store_media_index.h); RocksDB itself stays under broker/store/.
 #pragma once
 
 #include <cstdint>
 #include <expected>
-#include <filesystem>
 #include <memory>
 #include <optional>
 #include <string>
@@ -54,15 +50,5 @@ class media_index {
   // Every entry, in no particular order.
   [[nodiscard]] virtual std::expected<std::vector<media_entry>, error> list() = 0;
 };
-
-// A media_index in the file `path`: one JSON object per line, {"op":"put",…entry…} or
-// {"op":"erase","id":…}, appended with one write(2) each and replayed on open. An unparsable line
-// (a write torn by a crash) is skipped, so at worst that entry is forgotten and its file is treated as
-// an orphan. When the file holds more than twice as many lines as live entries (plus 64), it is
-// rewritten compactly to `path`.tmp and renamed over `path`. Writes are not fsynced: this is a cache,
-// and the cache drops entries whose file is missing on open.
-// Fails with errc::io when the file cannot be opened, created or read.
-[[nodiscard]] std::expected<std::unique_ptr<media_index>, error> open_file_media_index(
-    const std::filesystem::path& path);
 
 }  // namespace switchboard::media

@@ -72,7 +72,7 @@ void write_string(json_writer& w, std::string_view key, std::string_view value) 
   w.String(value.data(), static_cast<rapidjson::SizeType>(value.size()));
 }
 
-std::string entry_json(const media_entry& e, bool with_duration) {
+std::string entry_json(const media_entry& e, bool with_duration, std::string_view reason = {}) {
   rapidjson::StringBuffer buffer;
   json_writer w(buffer);
   w.StartObject();
@@ -85,6 +85,7 @@ std::string entry_json(const media_entry& e, bool with_duration) {
     w.Key("duration_ms");
     w.Uint64(e.duration_ms);
   }
+  if (!reason.empty()) write_string(w, "reason", reason);
   w.EndObject();
   return {buffer.GetString(), buffer.GetSize()};
 }
@@ -94,18 +95,6 @@ media_info info_of(const media_entry& e, bool cached) {
 }
 
 }  // namespace
-
-std::expected<std::unique_ptr<media_service>, error> media_service::create(media_options options,
-                                                                           http_client::client& http) {
-  if (options.data_dir.empty()) return std::unexpected(error{errc::invalid_request, "media: data_dir is required"});
-  const std::filesystem::path dir = options.data_dir / "media";
-  std::error_code ec;
-  std::filesystem::create_directories(dir, ec);
-  if (ec) return std::unexpected(error{errc::io, "cannot create " + dir.string() + ": " + ec.message()});
-  auto index = open_file_media_index(dir / "index.jsonl");
-  if (!index) return std::unexpected(std::move(index.error()));
-  return create(std::move(options), http, std::move(*index));
-}
 
 std::expected<std::unique_ptr<media_service>, error> media_service::create(media_options options,
                                                                            http_client::client& http,
@@ -124,6 +113,14 @@ bool media_service::fresh(const media_entry& e, std::int64_t now_ms) const {
   if (e.no_store) return false;
   const std::int64_t max_age_s = e.max_age_s >= 0 ? e.max_age_s : _options.default_max_age.count();
   return now_ms < e.fetched_at_ms + max_age_s * 1000;
+}
+
+std::int64_t media_service::fresh_for_s(const media_entry& e) const {
+  if (e.id.starts_with("t-")) return -1;
+  if (e.no_store) return 0;
+  const std::int64_t max_age_s = e.max_age_s >= 0 ? e.max_age_s : _options.default_max_age.count();
+  const std::int64_t left_ms = e.fetched_at_ms + max_age_s * 1000 - unix_ms();
+  return left_ms > 0 ? left_ms / 1000 : 0;
 }
 
 std::expected<media_info, error> media_service::resolve(const media_request& request) {
@@ -295,7 +292,7 @@ media_service::result media_service::store(media_entry entry, converted_audio au
   if (!evicted) return fail(entry.id, source, std::move(evicted.error()));
   entry.bytes = audio.wav.size();
   _counters.evictions.fetch_add(evicted->size(), std::memory_order_relaxed);
-  for (const media_entry& gone : *evicted) emit("media.evicted", entry_json(gone, false));
+  for (const media_entry& gone : *evicted) emit("media.evicted", entry_json(gone, false, "size"));
   emit("media.cached", entry_json(entry, true));
   return info_of(entry, false);
 }
@@ -322,9 +319,19 @@ void media_service::emit(std::string_view type, std::string json) const {
 
 std::expected<media_file, error> media_service::open(std::string_view id) {
   if (!is_media_id(id)) return std::unexpected(error{errc::invalid_request, "invalid request: not a media id"});
-  auto entry = _cache->find(id, unix_ms());
+  auto entry = _cache->find(id, unix_ms(), false);
   if (!entry) return std::unexpected(error{errc::not_found, fmt::format("not found: no media {}", id)});
   return media_file{*entry, _cache->path(id)};
+}
+
+std::expected<bool, error> media_service::evict(std::string_view id) {
+  if (!is_media_id(id)) return std::unexpected(error{errc::invalid_request, "invalid request: not a media id"});
+  auto removed = _cache->erase(id);
+  if (!removed) return std::unexpected(std::move(removed.error()));
+  if (!*removed) return false;
+  _counters.deletions.fetch_add(1, std::memory_order_relaxed);
+  emit("media.evicted", entry_json(**removed, false, "deleted"));
+  return true;
 }
 
 std::string media_service::prometheus_text() const {
@@ -343,6 +350,7 @@ std::string media_service::prometheus_text() const {
   metric("conversions_total", "counter", "Fetched audio converted.", load(_counters.conversions));
   metric("syntheses_total", "counter", "Texts spoken and encoded.", load(_counters.syntheses));
   metric("evictions_total", "counter", "Cached files evicted by size.", load(_counters.evictions));
+  metric("deletions_total", "counter", "Cached files removed by DELETE /v1/media/<id>.", load(_counters.deletions));
   out += "# HELP switchboard_media_failures_total Failed resolves by error kind.\n"
          "# TYPE switchboard_media_failures_total counter\n";
   for (std::size_t i = 0; i < errc_count; ++i) {

@@ -58,14 +58,14 @@ struct media_file {
 
 // Called with type "media.cached", "media.evicted" or "media.failed" and a JSON object:
 //   media.cached  {"id","format","source","bytes","duration_ms"}
-//   media.evicted {"id","format","source","bytes"}
+//   media.evicted {"id","format","source","bytes","reason"}  (reason "size" or "deleted")
 //   media.failed  {"id","source","code","message"}   (id is "" when the request was invalid)
 // Runs on the thread that called resolve(), with no lock of the service held. Must not throw.
 using media_event_hook = std::function<void(std::string_view type, std::string json)>;
 
 // Every default with its trade-off.
 struct media_options {
-  // The cache lives in <data_dir>/media/ (files <id>.wav and index.jsonl). Required.
+  // The cache lives in <data_dir>/media/ (files <id>.wav; the index is given to create()). Required.
   std::filesystem::path data_dir;
   // Total size of cached files; least recently used files are evicted beyond it. 1 GiB holds about
   // 37 hours of 8 kHz μ-law.
@@ -105,11 +105,9 @@ struct media_options {
 // Destroy the service only when no resolve() is running.
 class media_service {
  public:
-  // Opens (creating) <data_dir>/media/ with the file index. errc::invalid_request when data_dir is
-  // empty, errc::io when the cache cannot be opened.
-  [[nodiscard]] static std::expected<std::unique_ptr<media_service>, error> create(media_options options,
-                                                                                   http_client::client& http);
-  // The same over another index implementation (the store-backed one later, or a test double).
+  // Opens (creating) the cache in <data_dir>/media/ with `index` (the broker passes
+  // open_store_media_index(), the store's `media_index` kind), reconciling files and index.
+  // errc::invalid_request when data_dir is empty, errc::io when the cache cannot be opened.
   [[nodiscard]] static std::expected<std::unique_ptr<media_service>, error> create(
       media_options options, http_client::client& http, std::unique_ptr<media_index> index);
 
@@ -130,10 +128,21 @@ class media_service {
   // URLs in messages are canonical (signatures removed). Blocks; see the class comment.
   [[nodiscard]] std::expected<media_info, error> resolve(const media_request& request);
 
-  // The cached file of `id` (marks it recently used). errc::not_found "not found: no media <id>" when
-  // it is not cached; errc::invalid_request "invalid request: not a media id" for a malformed id. Does
-  // not fetch or revalidate.
+  // The cached file of `id` (marks it recently used in memory; the access time reaches the index
+  // only with the next resolve() hit). errc::not_found "not found: no media <id>" when it is not
+  // cached; errc::invalid_request "invalid request: not a media id" for a malformed id. Does not
+  // fetch, revalidate or write: it only takes the cache's mutex, so the HTTP io thread may call it.
   [[nodiscard]] std::expected<media_file, error> open(std::string_view id);
+
+  // Removes `id` from the cache (DELETE /v1/media/<id>): its file and index entry; emits
+  // media.evicted with "reason":"deleted". True when it was cached, false when it was not.
+  // errc::invalid_request for a malformed id, errc::io when the file or index cannot be changed.
+  // A reader that already opened the file keeps reading it. Blocks on the index write.
+  [[nodiscard]] std::expected<bool, error> evict(std::string_view id);
+
+  // How many more seconds `entry` stays fresh from now (0 when stale or no-store), or -1 when it never
+  // goes stale (speech). For the Cache-Control max-age of /media/<id>.
+  [[nodiscard]] std::int64_t fresh_for_s(const media_entry& entry) const;
 
   // Counters and gauges in the Prometheus text exposition format, every name prefixed
   // switchboard_media_. Cheap; any thread.
@@ -147,7 +156,8 @@ class media_service {
     std::atomic<std::uint64_t> revalidated{0};    // 304 answers that kept a cached conversion
     std::atomic<std::uint64_t> conversions{0};    // fetched bodies converted successfully
     std::atomic<std::uint64_t> syntheses{0};      // texts spoken and encoded successfully
-    std::atomic<std::uint64_t> evictions{0};
+    std::atomic<std::uint64_t> evictions{0};      // evicted by the size bound
+    std::atomic<std::uint64_t> deletions{0};      // removed by evict() (DELETE /v1/media/<id>)
     std::atomic<std::uint64_t> failures[errc_count]{};  // by errc
   };
   [[nodiscard]] const counters& stats() const noexcept { return _counters; }

@@ -256,7 +256,8 @@ std::expected<admin::publish_result, admin::api_error> broker_control::publish(s
   if (!r.error_code.empty()) {
     return std::unexpected(admin::api_error{publish_status(r.error_code), r.error_code, r.error_message});
   }
-  _http_published.fetch_add(1, std::memory_order_relaxed);
+  // A repeat deduplicated by its idempotency key was not published again: not counted.
+  if (!r.duplicate) _http_published.fetch_add(1, std::memory_order_relaxed);
   return admin::publish_result{.epoch = r.epoch, .seq = r.seq, .duplicate = r.duplicate};
 }
 
@@ -452,7 +453,8 @@ std::string broker_control::metrics() {
   counter("published_total", "Events accepted from publishers.", r.published);
   counter("delivered_total", "EVENT records handed to the network.", t.delivered);
   counter("routed_total", "Event deliveries produced by the router shards.", r.delivered);
-  counter("http_published_total", "Events published through the admin API.", _http_published.load());
+  counter("http_published_total", "Events published through the admin API (deduplicated repeats not counted).",
+          _http_published.load());
   counter("rejected_events_total", "PUB records answered with ERR.", t.rejected_events);
   counter("bad_frames_total", "Client messages rejected by the codec.", t.bad_frames);
   counter("slow_consumer_dropped_total", "Events dropped by the drop_oldest policy.", t.slow_consumer_drops);
@@ -463,6 +465,8 @@ std::string broker_control::metrics() {
           t.slow_consumer_spilled);
   counter("slow_consumer_spills_total", "Live subscriptions switched to log serving.", t.spills);
   counter("reaped_total", "Sessions dropped for missing heartbeats.", t.reaped);
+  counter("client_received_bytes_total", "Bytes of client protocol messages received (record bytes).", t.bytes_in);
+  counter("client_sent_bytes_total", "Bytes of protocol messages handed to the network for clients.", t.bytes_out);
   counter("retention_trimmed_total", "Events removed by retention.", _trimmed.load());
   counter("connections", "Client sessions.", t.connections, "gauge");
   counter("subscriptions", "Live subscriptions.", r.subscriptions, "gauge");

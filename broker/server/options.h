@@ -59,6 +59,29 @@ struct options {
   std::uint32_t channel_idle_s = 300;
   // trace, debug, info, warn, error, off.
   std::string log_level = "info";
+  // "text" (spdlog's default pattern) or "json" (one object per line: time, level, logger, thread,
+  // message; every field escaped). JSON suits log shippers; text suits people.
+  std::string log_format = "text";
+
+  // --- media layer (docs/MEDIA.md): POST /v1/media, GET /media/<id> on the admin port ---
+  // Serve the media endpoints. Files are cached in <data_dir>/media (with `memory`: a temporary
+  // directory removed at stop), their index in the store's media_index column family.
+  bool media = true;
+  // Largest origin response fetched; a larger one is refused (422 too_large) and nothing is kept.
+  std::size_t media_max_bytes = 20u << 20;
+  // Longest audio, fetched or spoken, in seconds; longer is refused (422 too_large, "too long").
+  std::uint32_t media_max_seconds = 600;
+  // Bytes of cached files kept; least recently used files are evicted beyond it (media.evicted).
+  // 1 GiB holds about 37 hours of 8 kHz μ-law.
+  std::uint64_t media_cache_bytes = 1ull << 30;
+  // Query parameters left out of URL media ids (comma list, compared without case), so signed URLs
+  // of one object share one cache entry. Empty keeps every parameter.
+  std::string media_volatile_params =
+      "X-Amz-Signature,X-Amz-Credential,X-Amz-Date,X-Amz-Expires,X-Amz-Security-Token,X-Amz-SignedHeaders,"
+      "Signature,Expires,Key-Pair-Id,Policy,sig,token";
+  // Whole origin fetch (connect included) in milliseconds; slower is 504 timeout. Each fetch holds
+  // one of the media resolve threads meanwhile.
+  std::uint32_t media_fetch_timeout_ms = 30'000;
 };
 
 }  // namespace switchboard::server

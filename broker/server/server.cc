@@ -1,6 +1,8 @@
 #include "broker/server/server.h"
 
 #include <fmt/format.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -18,6 +20,9 @@
 #include "broker/router/router.h"
 #include "broker/router/topic.h"
 #include "broker/server/broker_control.h"
+#include "broker/server/info_api.h"
+#include "broker/server/media_layer.h"
+#include "broker/server/system_publisher.h"
 #include "broker/engine/local_engine.h"
 #include "broker/store/store.h"
 #include "broker/transport/transport.h"
@@ -126,6 +131,9 @@ struct server::impl {
   std::unique_ptr<router::router> rt;
   std::unique_ptr<transport::transport> tp;
   std::unique_ptr<broker_control> control;
+  std::unique_ptr<system_publisher> system_events;  // media.* on system.media; uses control
+  std::unique_ptr<media_layer> media;               // its routes are the admin server's: outlives it
+  std::unique_ptr<info_api> info;  // /v1/info and process metrics: outlives the admin server
   std::unique_ptr<admin::admin_server> admin;
   auth::token_table tokens;
   std::jthread retention;
@@ -165,13 +173,21 @@ void server::impl::retention_loop(std::stop_token stop) {
   }
 }
 
-std::expected<std::unique_ptr<server>, start_error> server::start(const options& opts) {
+std::expected<void, start_error> check_options(const options& opts) {
   if (opts.slow_consumer != "disconnect" && opts.slow_consumer != "drop_oldest") {
     return std::unexpected(start_error{"slow-consumer must be \"disconnect\" or \"drop_oldest\", not \"" +
                                            opts.slow_consumer + "\"",
                                        true});
   }
   if (opts.shards > 64) return std::unexpected(start_error{"shards must be between 0 and 64", true});
+  if (auto tokens = auth::token_table::make(opts.admin_token, opts.tokens); !tokens) {
+    return std::unexpected(start_error{tokens.error(), true});
+  }
+  return {};
+}
+
+std::expected<std::unique_ptr<server>, start_error> server::start(const options& opts) {
+  if (auto ok = check_options(opts); !ok) return std::unexpected(ok.error());
   auto p = std::make_unique<impl>();
   p->opts = opts;
 
@@ -254,7 +270,8 @@ std::expected<std::unique_ptr<server>, start_error> server::start(const options&
   // One router producer per thread that calls the control: each HTTP worker and the retention
   // thread submit on their own queues, so the router stays single-producer per queue.
   std::vector<router::router::producer*> admin_producers;
-  for (unsigned i = 0; i < admin::admin_server::worker_threads + 1; ++i) {
+  // (+1 retention, +1 the system events publisher.)
+  for (unsigned i = 0; i < admin::admin_server::worker_threads + 2; ++i) {
     admin_producers.push_back(&p->rt->add_producer());
   }
   p->control = std::make_unique<broker_control>(broker_control::parts{
@@ -281,7 +298,38 @@ std::expected<std::unique_ptr<server>, start_error> server::start(const options&
   ao.bind = opts.admin_bind;
   ao.port = opts.admin_port;
   ao.max_body_bytes = opts.max_payload_bytes + 64 * 1024;
-  auto admin = admin::admin_server::start(ao, p->tokens, *p->control);
+  std::vector<admin::route_module> modules;
+  if (opts.media) {
+    p->system_events = std::make_unique<system_publisher>(
+        [ctl = p->control.get()](std::string_view channel, std::string_view payload) -> std::expected<void, std::string> {
+          auto r = ctl->publish(channel, payload, {}, std::chrono::seconds(10));
+          if (!r) return std::unexpected(r.error().code + ": " + r.error().message);
+          return {};
+        });
+    auto media = media_layer::start(opts, *p->st, [events = p->system_events.get()](std::string_view type, std::string json) {
+      if (type == "media.failed") spdlog::warn("media: {}", json);  // id, canonical URL (no secrets), code, message
+      rapidjson::StringBuffer buffer;  // {"type":"media.cached","data":{…the event's fields…}}
+      rapidjson::Writer<rapidjson::StringBuffer> w(buffer);
+      w.StartObject();
+      w.Key("type");
+      w.String(type.data(), static_cast<rapidjson::SizeType>(type.size()));
+      w.Key("data");
+      w.RawValue(json.data(), json.size(), rapidjson::kObjectType);
+      w.EndObject();
+      events->post("system.media", std::string(buffer.GetString(), buffer.GetSize()));
+    });
+    if (!media) {
+      auto s = std::unique_ptr<server>(new server(std::move(p)));
+      s->stop();
+      return std::unexpected(start_error{media.error()});
+    }
+    p->media = std::move(*media);
+    modules = p->media->modules();
+  }
+  p->info = std::make_unique<info_api>(broker_facts{
+      .store = opts.memory ? "memory" : "rocksdb", .shards = ro.shards, .inline_shards = ro.inline_shards});
+  modules.push_back(p->info->module());
+  auto admin = admin::admin_server::start(ao, p->tokens, *p->control, {}, std::move(modules));
   if (!admin) {
     auto s = std::unique_ptr<server>(new server(std::move(p)));
     s->stop();
@@ -297,6 +345,17 @@ std::expected<std::unique_ptr<server>, start_error> server::start(const options&
 }
 
 server::server(std::unique_ptr<impl> p) : _impl(std::move(p)) {}
+
+std::expected<reload_result, start_error> server::reload_tokens(std::string_view admin_token,
+                                                                const std::vector<std::string>& tokens) {
+  auto next = auth::token_table::make(admin_token, tokens);
+  if (!next) return std::unexpected(start_error{next.error(), true});
+  auto gone = _impl->tokens.replace(*next);
+  reload_result r{.tokens = next->size(), .removed = gone};
+  for (const auto& name : gone) spdlog::info("reload: token {} removed or changed; its sessions are closed", auth::quote(name));
+  _impl->tp->close_token_sessions(std::move(gone));
+  return r;
+}
 
 server::~server() { stop(); }
 
@@ -323,7 +382,9 @@ void server::stop() {
     _impl->retention.request_stop();
     _impl->retention.join();
   }
+  if (_impl->media) _impl->media->stop();  // running media resolves end (fetches cut short)
   if (_impl->admin) _impl->admin->stop();  // no new HTTP requests
+  if (_impl->system_events) _impl->system_events->stop();  // publishes what is queued
   _impl->tp->stop_accepting();             // no new work reaches the router
   _impl->rt->stop();                       // shards finish what they were given (and its log writes)
   _impl->consumers->stop();                // durable subscriptions save their cursors

@@ -11,6 +11,8 @@
 #include <expected>
 #include <memory>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "broker/server/options.h"
 
@@ -33,6 +35,15 @@ struct stats {
   std::uint64_t subscriptions = 0;     // gauge: live subscriptions (counted once, not per shard)
 };
 
+// The checks start() makes on option values alone, without binding or opening anything:
+// slow-consumer, shards and the tokens (`switchboard --check-config`). Errors are invalid_option.
+[[nodiscard]] std::expected<void, start_error> check_options(const options& opts);
+
+struct reload_result {
+  std::size_t tokens = 0;             // tokens in force now
+  std::vector<std::string> removed;   // names removed or changed; their sessions are being closed
+};
+
 class server {
  public:
   // Binds options.bind (a `*` port picks a free one) and starts all threads.
@@ -47,6 +58,11 @@ class server {
   // The admin API base URL ("http://127.0.0.1:7401"), or empty when the admin API is off.
   [[nodiscard]] std::string admin_url() const;
   [[nodiscard]] stats snapshot() const;
+  // Replaces the tokens of the admin API and the protocol (SIGHUP), checked like at start-up; on an
+  // error nothing changes. Sessions whose token was removed or changed get ERR unauthorized and
+  // are closed; other sessions and every subscription stay.
+  [[nodiscard]] std::expected<reload_result, start_error> reload_tokens(std::string_view admin_token,
+                                                                        const std::vector<std::string>& tokens);
   void stop();
 
   struct impl;

@@ -86,8 +86,25 @@ transport_core::transport_core(const transport_options& opts, router::router& r,
       _next_sweep(clock::now() + sweep_every) {}
 
 void transport_core::handle_message(const std::string& identity, int peer, std::shared_ptr<const void> owner,
-                                    std::string_view bytes) {
-  _handler.handle(identity, peer, std::move(owner), bytes);
+                                    std::string_view bytes, std::string_view peer_address) {
+  bump(_stats.bytes_in, bytes.size());
+  _handler.handle(identity, peer, std::move(owner), bytes, peer_address);
+}
+
+std::size_t transport_core::close_token_sessions(const std::vector<std::string>& names) {
+  std::size_t n = 0;
+  for (const std::string& name : names) {
+    for (auto id : _sessions.of_token(name)) {
+      session* s = _sessions.find(id);
+      if (s == nullptr) continue;
+      spdlog::warn("{}: its token was removed or changed by a reload; closing it", describe(*s));
+      _out.send_error(*s, 0, "unauthorized",
+                      fmt::format("token {} was removed or changed; say HELLO with a valid token", auth::quote(name)));
+      _sessions.end(*s, "its token was removed or changed");
+      ++n;
+    }
+  }
+  return n;
 }
 
 void transport_core::peer_closed(int peer) {
@@ -185,17 +202,15 @@ void transport_core::sweep(clock::time_point now) {
   _views.trim(now);
   for (auto id : _sessions.expired(now)) {
     session* s = _sessions.find(id);
-    spdlog::info("session {} ({}) missed 3 heartbeats ({} ms each); dropping it", id, s->who.name,
-                 s->heartbeat.count());
     bump(_stats.reaped);
-    _sessions.end(*s, "heartbeat timeout");
+    _sessions.end(*s, fmt::format("missed 3 heartbeats ({} ms each)", s->heartbeat.count()));
   }
 }
 
 std::size_t transport_core::reap() {
   if (!_sessions.has_ended()) return 0;
   const auto n = _sessions.reap([&](session& s, std::string_view why) {
-    spdlog::debug("session {} ended: {}", s.id, why);
+    spdlog::info("{} closed: {}", describe(s), why);
     common::lower(_stats.queued_events, s.pending_events);
     for (const auto& [sub_id, sub] : s.subs) end_spill(sub, _opts.durable_output);
     _out.forget(s.id);

@@ -18,6 +18,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <vector>
 
 #include "broker/transport/channel_views.h"
 #include "broker/transport/counters.h"
@@ -38,8 +39,12 @@ class transport_core final : public router_link {
   // One incoming message from `identity` on connection `peer` (any stable number per connection;
   // the socket's file descriptor in transport.cc); `owner` keeps `bytes` alive while the router
   // needs them.
+  // `peer_address` (the client's IP, for logs) may be empty.
   void handle_message(const std::string& identity, int peer, std::shared_ptr<const void> owner,
-                      std::string_view bytes);
+                      std::string_view bytes, std::string_view peer_address = {});
+  // Tokens `names` were removed or changed (a reload): their sessions get ERR unauthorized (ref 0)
+  // and end. Returns how many.
+  std::size_t close_token_sessions(const std::vector<std::string>& names);
   // Connection `peer` closed: its sessions end (and are reaped at the next tick).
   void peer_closed(int peer);
   // A message with more than one frame after the identity: answered ERR malformed_frame.

@@ -65,6 +65,9 @@ std::expected<message_handler::message_shape, message_handler::refusal> message_
     if (auto name = broker_frame_name(f); !name.empty()) {
       return std::unexpected(refusal{"unknown_command", fmt::format("{} at offset {} is not a client command", name, at)});
     }
+    // A BYE from a session the broker does not know (it restarted, or reaped the client) has
+    // nothing to end: the message is ignored rather than answered hello_required.
+    if (!known && shape.records == 0 && std::holds_alternative<proto::bye>(f)) return message_shape{};
     if (!known && shape.records == 0 && !std::holds_alternative<proto::hello>(f)) {
       return std::unexpected(refusal{"hello_required", "this session is unknown to the broker; send HELLO first"});
     }
@@ -85,21 +88,26 @@ std::expected<message_handler::message_shape, message_handler::refusal> message_
 }
 
 void message_handler::handle(const std::string& identity, int peer, std::shared_ptr<const void> owner,
-                             std::string_view bytes) {
+                             std::string_view bytes, std::string_view peer_address) {
   session* s = _sessions.find(identity);
   if (s != nullptr && s->peer != peer) {
-    spdlog::info("session {} ({}): routing identity reused by a new connection; the new one must HELLO", s->id,
-                 s->who.name);
+    spdlog::info("{}: routing identity reused by a new connection; the new one must HELLO", describe(*s));
     _sessions.end(*s, "its connection was replaced");
     s = nullptr;
   }
   _peer = peer;
+  _peer_address = peer_address;
   if (s != nullptr) s->last_seen = clock::now();  // any traffic, even rejected, shows it is alive
   auto shape = inspect(bytes, s);
   if (!shape) {
     if (shape.error().code != "hello_required") bump(_stats.bad_frames);
-    spdlog::debug("rejected message from session {}: {} ({})", s ? s->id : 0, shape.error().code,
-                  shape.error().message);
+    if (s != nullptr) {
+      spdlog::debug("{}: message rejected: {} ({})", describe(*s), shape.error().code, shape.error().message);
+    } else {
+      spdlog::debug("message from unknown session (peer {}) rejected: {} ({})",
+                    peer_address.empty() ? std::string_view("unknown") : peer_address, shape.error().code,
+                    shape.error().message);
+    }
     _out.reply_error(identity, 0, shape.error().code, shape.error().message);
     return;
   }
@@ -176,7 +184,7 @@ void message_handler::refuse_publish(session& s, const proto::publish& pub) {
   } else if (auto ok = router::validate_channel(pub.channel); !ok) {
     _out.send_error(s, pub.request_id, ok.error().code, ok.error().message);
   } else if (auto why = publish_refusal(s.who, pub.channel); !why.empty()) {
-    spdlog::debug("session {} ({}): publish on {} refused: {}", s.id, s.who.name, pub.channel, why);
+    spdlog::debug("{}: publish on {} refused: {}", describe(s), auth::quote(pub.channel), why);
     _out.send_error(s, pub.request_id, "forbidden", why);
   }
 }
@@ -190,6 +198,8 @@ session* message_handler::control(const std::string& identity, session* s, const
     unsubscribe(*s, u->sub_id);
   } else if (const auto* p = std::get_if<proto::ping>(&f)) {
     _link.barrier(s->id, router_link::barrier_kind::pong, p->nonce);
+  } else if (std::holds_alternative<proto::bye>(f)) {
+    _sessions.end(*s, "the client said BYE");
   } else if (const auto* a = std::get_if<proto::ack>(&f)) {
     // ACKs matter for durable at_least_once subscriptions; for live ones they are no-ops.
     if (auto it = s->subs.find(a->sub_id); it != s->subs.end() && it->second.durable) {
@@ -222,7 +232,9 @@ session* message_handler::hello(const std::string& identity, session* s, const p
   }
   auto who = _opts.tokens != nullptr ? _opts.tokens->authenticate(h.token) : std::optional(auth::anonymous_principal());
   if (!who) {
-    spdlog::warn("HELLO with an invalid token rejected");
+    spdlog::warn("HELLO with an invalid token rejected (peer {}{})",
+                 _peer_address.empty() ? std::string_view("unknown") : _peer_address,
+                 s != nullptr ? fmt::format(", on {}", describe(*s)) : std::string());
     _out.reply_error(identity, 0, "unauthorized", "invalid token");
     return s;
   }
@@ -231,7 +243,9 @@ session* message_handler::hello(const std::string& identity, session* s, const p
   const auto heartbeat = std::clamp(asked, _opts.min_heartbeat_ms, _opts.max_heartbeat_ms);
   session& fresh =
       _sessions.open(identity, _peer, std::move(*who), std::chrono::milliseconds(heartbeat), clock::now());
+  fresh.peer_address = std::string(_peer_address);
   _stats.connections.store(_sessions.live(), std::memory_order_relaxed);
+  spdlog::info("{} opened (heartbeat {} ms)", describe(fresh), heartbeat);
   std::string bytes;
   proto::frame_writer(bytes).write(proto::welcome{.version = proto::version,
                                                   .heartbeat_ms = heartbeat,

@@ -1,7 +1,7 @@
 // The protocol rules for one whole incoming client message (PROTOCOL.md): validate it, then run
 // its records in order — HELLO opens a session, PUB records go to the router shards in runs (the
 // hot path hands a batch of valid PUBs to each shard with no per-record work), SUB/UNSUB/ACK/PING
-// are answered or forwarded.
+// are answered or forwarded, BYE ends the session (records after it do not run).
 //
 // Operation: pass 1 (inspect) decodes the whole message and checks that it holds only client
 // commands and, for a peer with no session, starts with HELLO; nothing runs unless it passes, and
@@ -73,7 +73,9 @@ class message_handler {
   // `owner` keeps `bytes` alive for as long as the router holds views into it. A session opened on
   // another connection under the same identity is ended first (that connection is gone: ZeroMQ
   // never gives two live connections one identity), so a new connection must HELLO again.
-  void handle(const std::string& identity, int peer, std::shared_ptr<const void> owner, std::string_view bytes);
+  // `peer_address` is the client's IP address for logs (empty = unknown).
+  void handle(const std::string& identity, int peer, std::shared_ptr<const void> owner, std::string_view bytes,
+              std::string_view peer_address = {});
 
   // Why `who` may not publish on `channel`, or empty when it may.
   [[nodiscard]] std::string publish_refusal(const auth::principal& who, std::string_view channel);
@@ -96,6 +98,7 @@ class message_handler {
   session* control(const std::string& identity, session* s, const protocol::frame& f);
   session* hello(const std::string& identity, session* s, const protocol::hello& h);
   int _peer = -1;  // connection of the message being handled
+  std::string_view _peer_address;  // its IP address (valid during handle())
   void subscribe(session& s, const protocol::subscribe& sub);
   void unsubscribe(session& s, std::uint32_t sub_id);
 

@@ -28,9 +28,11 @@ void outbox::send(session& s, std::string&& bytes, std::uint32_t events, bool dr
   if (s.ended) return;
   if (s.pending.empty()) {
     const auto acks = spill_acks(s, bytes);
+    const auto size = bytes.size();
     const auto r = _wire.try_send(s.identity, bytes);
     if (r == send_result::sent) {
       bump(_stats.delivered, events);
+      bump(_stats.bytes_out, size);
       send_spill_acks(s, acks);
       credit(s, shard, events);
       return;
@@ -119,7 +121,7 @@ void outbox::overflow(session& s) {
 }
 
 void outbox::end_slow(session& s, std::string message) {
-  spdlog::warn("slow consumer: session {} ({}): {}", s.id, s.who.name, message);
+  spdlog::warn("slow consumer: {}: {}", describe(s), message);
   bump(_stats.slow_disconnects);
   _farewells.push_back({s.identity, error_record(0, "slow_consumer", message), clock::now() + std::chrono::seconds(2)});
   _sessions.end(s, "slow consumer");
@@ -169,6 +171,7 @@ void outbox::retry(clock::time_point now) {
       send_spill_acks(*s, acks);
       credit(*s, b.shard, b.events);
       bump(_stats.delivered, b.events);
+      bump(_stats.bytes_out, size);
       adjust_queued(s->pending_events, s->pending_events - b.events);
       s->pending_events -= b.events;
       if (b.events == 0) s->pending_reply_bytes -= std::min(s->pending_reply_bytes, size);

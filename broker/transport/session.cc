@@ -1,5 +1,7 @@
 #include "broker/transport/session.h"
 
+#include <fmt/format.h>
+
 namespace switchboard::transport {
 
 session& session_table::open(std::string identity, int peer, auth::principal who,
@@ -47,6 +49,19 @@ std::size_t session_table::end_peer(int peer, std::string_view why) {
     }
   }
   return n;
+}
+
+std::string describe(const session& s) {
+  return fmt::format("session {} (token {}, peer {})", s.id, auth::quote(s.who.name),
+                     s.peer_address.empty() ? std::string_view("unknown") : std::string_view(s.peer_address));
+}
+
+std::vector<router::conn_id> session_table::of_token(std::string_view name) const {
+  std::vector<router::conn_id> out;
+  for (const auto& [id, s] : _sessions) {
+    if (!s.ended && s.who.name == name) out.push_back(id);
+  }
+  return out;
 }
 
 std::vector<router::conn_id> session_table::expired(clock::time_point now) const {

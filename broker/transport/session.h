@@ -44,6 +44,9 @@ struct session {
   // The connection the session was opened on (ZeroMQ's ZMQ_SRCFD of its HELLO). A message under
   // the same routing identity from another connection never reaches this session.
   int peer = -1;
+  // The client's IP address as ZeroMQ saw it (the HELLO's `Peer-Address` metadata), for logs; empty
+  // when unknown (in-process tests).
+  std::string peer_address;
   auth::principal who;
   clock::time_point last_seen;
   std::chrono::milliseconds heartbeat{0};
@@ -59,6 +62,10 @@ struct session {
   bool ended = false;                           // see session_table::end()
 };
 
+// `session 12 (token "acme-app", peer 10.0.0.7)`: how logs name a session, so that every line about
+// something a client did says who did it and from where.
+[[nodiscard]] std::string describe(const session& s);
+
 class session_table {
  public:
   // Opens a new session for `identity` (which must not be bound to a live session: end that one
@@ -72,6 +79,8 @@ class session_table {
   [[nodiscard]] session* find(std::string_view identity) noexcept;
   // Marks `s` ended (idempotent): its identity is unbound at once, the object stays until reap().
   void end(session& s, std::string_view why);
+  // Live sessions authenticated as a token named `name`.
+  [[nodiscard]] std::vector<router::conn_id> of_token(std::string_view name) const;
   // Live sessions that sent nothing for 3 heartbeats at `now`.
   [[nodiscard]] std::vector<router::conn_id> expired(clock::time_point now) const;
   // Removes every ended session, first calling `teardown(session&, why)` for each. The only

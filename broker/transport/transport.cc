@@ -2,11 +2,13 @@
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
+#include <switchboard/protocol.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <cstring>
+#include <mutex>
 #include <thread>
 #include <zmq.hpp>
 
@@ -119,9 +121,30 @@ struct transport::impl {
       // The identity frame is made by the ROUTER itself; the body frame came off the connection.
       const int peer = zmq_msg_get(body->handle(), ZMQ_SRCFD);
       const std::string_view bytes(static_cast<const char*>(body->data()), body->size());
-      core.handle_message(id, peer, std::move(body), bytes);
+      // The client's address, for the logs of a HELLO (session opened, token rejected); other
+      // messages skip the metadata lookup.
+      const char* address = nullptr;
+      if (!bytes.empty() && bytes[0] == static_cast<char>(protocol::frame_type::hello)) {
+        address = zmq_msg_gets(body->handle(), "Peer-Address");
+      }
+      core.handle_message(id, peer, std::move(body), bytes, address != nullptr ? address : std::string_view());
     }
     return any;
+  }
+
+  // Token names whose sessions a reload closes (any thread adds, the transport thread takes).
+  std::mutex token_closes_mutex;
+  std::vector<std::string> token_closes;  // guarded by token_closes_mutex
+  std::atomic<bool> has_token_closes{false};
+
+  void take_token_closes() {
+    if (!has_token_closes.exchange(false)) return;
+    std::vector<std::string> names;
+    {
+      std::lock_guard lock(token_closes_mutex);
+      names.swap(token_closes);
+    }
+    core.close_token_sessions(names);
   }
 
   void run(std::stop_token st) {
@@ -130,6 +153,7 @@ struct transport::impl {
                                {monitor.handle(), 0, ZMQ_POLLIN, 0}};
     for (;;) {
       take_disconnects();
+      take_token_closes();
       const bool stop_now = st.stop_requested();
       bool worked = core.drain();
       if (accepting.load(std::memory_order_relaxed)) {
@@ -233,6 +257,16 @@ void transport::stop() {
   _impl->thread.join();
 }
 
+void transport::close_token_sessions(std::vector<std::string> names) {
+  if (names.empty()) return;
+  {
+    std::lock_guard lock(_impl->token_closes_mutex);
+    for (auto& n : names) _impl->token_closes.push_back(std::move(n));
+  }
+  _impl->has_token_closes.store(true);
+  wake();
+}
+
 transport_stats transport::snapshot() const {
   const auto& s = _impl->core.stats();
   auto get = [](const std::atomic<std::uint64_t>& a) { return a.load(std::memory_order_relaxed); };
@@ -246,7 +280,9 @@ transport_stats transport::snapshot() const {
           .queued_events = get(s.queued_events),
           .slow_consumer_conflated = get(s.slow_conflated),
           .slow_consumer_spilled = get(s.slow_spilled),
-          .spills = get(s.spills)};
+          .spills = get(s.spills),
+          .bytes_in = get(s.bytes_in),
+          .bytes_out = get(s.bytes_out)};
 }
 
 }  // namespace switchboard::transport

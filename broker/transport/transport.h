@@ -23,6 +23,7 @@
 #include <expected>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "broker/auth/auth.h"
 #include "broker/channels/config_registry.h"
@@ -68,6 +69,8 @@ struct transport_stats {
   std::uint64_t slow_consumer_conflated = 0;  // events replaced by a newer one with the same key
   std::uint64_t slow_consumer_spilled = 0;    // queued events handed over to the log
   std::uint64_t spills = 0;                   // live subscriptions switched to log serving
+  std::uint64_t bytes_in = 0;                 // client message bodies received
+  std::uint64_t bytes_out = 0;                // message bodies handed to ZeroMQ for clients
 };
 
 struct transport_error {
@@ -98,6 +101,10 @@ class transport {
   void stop();
 
   [[nodiscard]] transport_stats snapshot() const;
+
+  // The tokens `names` were removed or changed (SIGHUP reload): the transport thread sends their
+  // sessions ERR unauthorized and ends them, soon after this returns. Any thread.
+  void close_token_sessions(std::vector<std::string> names);
 
   struct impl;
 

@@ -858,9 +858,17 @@ struct client::impl {
         const bool drained = ph == phase::connected && unsent.empty() && outbox_empty();
         if (drained || steady::now() >= close_deadline || ph != phase::connected) {
           if (drained && sock) {
-            // Let ZeroMQ push what it holds to the wire within what is left of the 1 s budget.
+            // Say BYE so that the broker ends the session at once (PROTOCOL.md §4.13), then let
+            // ZeroMQ push what it holds to the wire within what is left of the 1 s budget.
             const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(close_deadline - steady::now());
             std::lock_guard sl(sock_mu);
+            std::string bye;
+            proto::frame_writer(bye).write(proto::bye{});
+            try {
+              (void)sock->send(zmq::buffer(bye), zmq::send_flags::dontwait);
+            } catch (const zmq::error_t&) {
+              // Not sent: the broker ends the session when the connection closes instead.
+            }
             sock->set(zmq::sockopt::linger, static_cast<int>(std::max<std::int64_t>(left.count(), 0)));
           }
           stop_everything(make_error(errc::closed, "client closed"));

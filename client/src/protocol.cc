@@ -96,6 +96,7 @@ std::string_view type_name(frame_type t) {
     case frame_type::unsub: return "UNSUB";
     case frame_type::ack: return "ACK";
     case frame_type::ping: return "PING";
+    case frame_type::bye: return "BYE";
     case frame_type::welcome: return "WELCOME";
     case frame_type::event: return "EVENT";
     case frame_type::puback: return "PUBACK";
@@ -215,6 +216,10 @@ std::expected<std::optional<frame>, decode_error> frame_reader::next() {
       ping f;
       if (!b.get(f.nonce)) return bad("missing nonce");
       out = f;
+      break;
+    }
+    case frame_type::bye: {
+      out = bye{};  // no fields; trailing bytes are ignored like in every fixed-layout frame
       break;
     }
     case frame_type::pong: {
@@ -375,6 +380,8 @@ void frame_writer::write(const suback& f) {
   char* p = begin_record(*_out, frame_type::suback, 0, 4);
   put(p, f.sub_id);
 }
+
+void frame_writer::write(const bye&) { (void)begin_record(*_out, frame_type::bye, 0, 0); }
 
 void frame_writer::write(const frame& f) {
   std::visit([this](const auto& v) { write(v); }, f);

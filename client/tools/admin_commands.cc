@@ -4,6 +4,7 @@
 //   subscriptions list | get NAME | create JSON|- | delete NAME
 //   history CHANNEL [--from-seq N] [--limit N]
 //   dead-letters list | redrive ID
+//   media get URL | --say TEXT [--voice V] [--rate R] [--format F]
 //
 // Each request goes to --admin-url with `Authorization: Bearer <--token>` (when a token is given).
 // A 2xx answer's body is printed on stdout as one line (nothing for an empty body, e.g. 204); an
@@ -310,7 +311,7 @@ int run_history(const global_options& g, const std::vector<std::string>& args) {
   pos.add("channel", 1);
   po::variables_map vm;
   try {
-    po::store(po::command_line_parser(args).options(all).positional(pos).run(), vm);
+    po::store(po::command_line_parser(args).options(all).positional(pos).style(flag_style).run(), vm);
     po::notify(vm);
   } catch (const po::error& e) {
     throw usage_error{std::string("history: ") + e.what()};
@@ -343,6 +344,67 @@ int run_history(const global_options& g, const std::vector<std::string>& args) {
     if (page->events == 0 || page->next_seq <= from || (remaining && *remaining == 0)) return 0;
     from = page->next_seq;
   }
+}
+
+// `media get`: POST /v1/media, then prints the media's full URL (--admin-url + address) on the first
+// line and the answer ({"id","address","duration_ms","format","bytes","cached"}) on the second.
+int run_media(const global_options& g, const std::vector<std::string>& args) {
+  const std::string verb = verb_of("media", args, "get");
+  if (verb != "get") throw usage_error{fmt::format("media: unknown subcommand '{}' (get)", verb)};
+  po::options_description desc("media get options");
+  desc.add_options()("say", po::value<std::string>(), "speak TEXT instead of fetching a URL")(
+      "voice", po::value<std::string>(), "espeak-ng voice (with --say; default en)")(
+      "rate", po::value<int>(), "words per minute, 80..450 (with --say; default 175)")(
+      "format", po::value<std::string>(), "ulaw_8k (default), pcm16_8k or pcm16_16k");
+  po::options_description hidden;
+  hidden.add_options()("url", po::value<std::string>());
+  po::options_description all;
+  all.add(desc).add(hidden);
+  po::positional_options_description pos;
+  pos.add("url", 1);
+  po::variables_map vm;
+  try {
+    const std::vector<std::string> rest(args.begin() + 1, args.end());
+    po::store(po::command_line_parser(rest).options(all).positional(pos).style(flag_style).run(), vm);
+    po::notify(vm);
+  } catch (const po::error& e) {
+    throw usage_error{std::string("media get: ") + e.what()};
+  }
+  const bool say = vm.count("say") > 0;
+  if (say == (vm.count("url") > 0)) throw usage_error{"media get: give either URL or --say TEXT"};
+  if (!say && (vm.count("voice") || vm.count("rate"))) throw usage_error{"media get: --voice and --rate need --say"};
+
+  rapidjson::StringBuffer buf;
+  rapidjson::Writer<rapidjson::StringBuffer> w(buf);
+  const auto field = [&w](const char* key, const std::string& value) {
+    w.Key(key);
+    w.String(value.data(), static_cast<rapidjson::SizeType>(value.size()));
+  };
+  w.StartObject();
+  if (say) {
+    field("text", vm["say"].as<std::string>());
+    if (vm.count("voice")) field("voice", vm["voice"].as<std::string>());
+    if (vm.count("rate")) {
+      w.Key("rate");
+      w.Int(vm["rate"].as<int>());
+    }
+  } else {
+    field("url", vm["url"].as<std::string>());
+  }
+  if (vm.count("format")) field("format", vm["format"].as<std::string>());
+  w.EndObject();
+
+  auto body = admin_api(g).post("/v1/media", std::string(buf.GetString(), buf.GetSize()));
+  if (!body) return body.error();
+  simdjson::dom::parser parser;
+  std::string_view address;
+  if (parser.parse(*body).at_key("address").get(address) != simdjson::SUCCESS) {
+    return fail("admin API answered media get with an unexpected document");
+  }
+  std::string base = g.admin_url;
+  while (!base.empty() && base.back() == '/') base.pop_back();
+  std::printf("%s%.*s\n", base.c_str(), static_cast<int>(address.size()), address.data());
+  return print_result(body);
 }
 
 }  // namespace switchboard::cli

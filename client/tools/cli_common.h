@@ -3,6 +3,7 @@
 // API subcommands).
 #pragma once
 
+#include <boost/program_options/parsers.hpp>
 #include <cstdio>
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
@@ -13,6 +14,11 @@
 
 namespace switchboard::cli {
 
+// Command-line style of every parser: Boost's default without allow_guessing, so that an abbreviated
+// flag (`--tok` for `--token`) is refused instead of silently taken for another.
+inline constexpr int flag_style =
+    boost::program_options::command_line_style::default_style & ~boost::program_options::command_line_style::allow_guessing;
+
 inline constexpr int exit_failure = 1;
 inline constexpr int exit_usage = 2;
 
@@ -21,6 +27,7 @@ struct global_options {
   std::string admin_url = "http://127.0.0.1:7401";
   std::string token;  // HELLO token and admin API bearer token
   double connect_timeout_s = 2.0;
+  bool json = false;  // --json: JSON lines even when stdout is a terminal
 };
 
 // Thrown by a command for a usage error (exit 2, message plus the usage text on stderr).
@@ -47,5 +54,6 @@ int run_channels(const global_options& g, const std::vector<std::string>& args);
 int run_subscriptions(const global_options& g, const std::vector<std::string>& args);
 int run_history(const global_options& g, const std::vector<std::string>& args);
 int run_dead_letters(const global_options& g, const std::vector<std::string>& args);
+int run_media(const global_options& g, const std::vector<std::string>& args);
 
 }  // namespace switchboard::cli

@@ -7,12 +7,15 @@
 //   switchboard-cli [GLOBAL OPTIONS] subscriptions list|get|create|delete ...
 //   switchboard-cli [GLOBAL OPTIONS] history CHANNEL [--from-seq N] [--limit N]
 //   switchboard-cli [GLOBAL OPTIONS] dead-letters list|redrive ...
+//   switchboard-cli [GLOBAL OPTIONS] media get URL|--say TEXT ...
 //
-// Global options: --url (broker endpoint), --admin-url (admin HTTP API; env SWITCHBOARD_ADMIN_URL),
+// Global options: --url (broker endpoint; env SWITCHBOARD_URL), --admin-url (admin HTTP API; env SWITCHBOARD_ADMIN_URL),
 // --token (HELLO token and admin bearer token; env SWITCHBOARD_TOKEN), --connect-timeout.
 //
-// `pub` publishes PAYLOAD (`-` reads it from stdin; none = empty payload) N times, then flushes, so
-// exit 0 means the broker has processed every event. `sub` prints one JSON object per event,
+// `pub` publishes PAYLOAD (`-` reads it from stdin, without one trailing newline; none = empty
+// payload) N times and waits for the broker's answer to each (PUBACK or ERR), so exit 0 means the
+// broker accepted every event, and a refusal (`forbidden`, `invalid_channel`, `payload_too_large`, …)
+// exits 1 with `switchboard-cli: publish to TOPIC refused: CODE: MESSAGE` on stderr. `sub` prints one JSON object per event,
 // `{"channel":"…","seq":N,"data":…}`, where data is the payload itself when it is JSON (minified when
 // it spans lines, so one event stays one line) and a JSON string otherwise. `sub --durable NAME`
 // attaches to the durable subscription NAME (created with PATTERN, --ack and --start when it does not
@@ -25,8 +28,13 @@
 
 #include <simdjson.h>
 
+#include <unistd.h>
+
 #include <boost/program_options.hpp>
 #include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <optional>
 #include <cstdio>
 #include <cstdlib>
 #include <type_traits>
@@ -38,6 +46,9 @@
 #include <vector>
 
 #include <fmt/format.h>
+
+#include <switchboard/build_info.h>
+#include <switchboard/protocol.h>
 
 #include "cli_common.h"
 
@@ -108,8 +119,62 @@ class event_printer {
     return out;
   }
 
+  // `demo.hello #1  {"msg":"hi"}`: channel, seq, then the payload as it came (one line).
+  std::string human_line(const switchboard::message& m) {
+    std::string payload = m.payload;
+    for (char& c : payload) {
+      if (c == '\n' || c == '\r') c = ' ';
+    }
+    return cat(m.channel, " #", m.seq, "  ", payload, "\n");
+  }
+
  private:
   simdjson::dom::parser _parser;
+};
+
+// Payload read from stdin for `pub TOPIC -`, without one trailing newline ("\n" or "\r\n"), so that
+// `echo '{"a":1}' | switchboard-cli pub t -` publishes exactly {"a":1}.
+std::string read_stdin_payload() {
+  std::string s(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>{});
+  if (s.ends_with('\n')) s.pop_back();
+  if (s.ends_with('\r')) s.pop_back();
+  return s;
+}
+
+// Counts the broker's answers (PUBACK or ERR) to acknowledged publishes; keeps the first refusal.
+// Answers arrive on the client's I/O thread, the waiter is the main thread.
+class publish_tally {
+ public:
+  void sent() {
+    std::lock_guard lk(_mu);
+    ++_sent;
+  }
+  void answer(std::optional<switchboard::error> e) {
+    std::lock_guard lk(_mu);
+    ++_answered;
+    if (e && !_first_error) _first_error = std::move(e);
+    _cv.notify_all();
+  }
+  // True once every sent publish was answered, false after `timeout`.
+  bool wait(std::chrono::milliseconds timeout) {
+    std::unique_lock lk(_mu);
+    return _cv.wait_for(lk, timeout, [&] { return _answered >= _sent; });
+  }
+  [[nodiscard]] long missing() {
+    std::lock_guard lk(_mu);
+    return _sent - _answered;
+  }
+  [[nodiscard]] std::optional<switchboard::error> first_error() {
+    std::lock_guard lk(_mu);
+    return _first_error;
+  }
+
+ private:
+  std::mutex _mu;
+  std::condition_variable _cv;
+  long _sent = 0;      // guarded by _mu
+  long _answered = 0;  // guarded by _mu
+  std::optional<switchboard::error> _first_error;  // guarded by _mu
 };
 
 int run_pub(const global_options& g, const std::vector<std::string>& args) {
@@ -123,7 +188,7 @@ int run_pub(const global_options& g, const std::vector<std::string>& args) {
   pos.add("topic", 1).add("payload", 1);
   po::variables_map vm;
   try {
-    po::store(po::command_line_parser(args).options(all).positional(pos).run(), vm);
+    po::store(po::command_line_parser(args).options(all).positional(pos).style(flag_style).run(), vm);
     po::notify(vm);
   } catch (const po::error& e) {
     throw usage_error{std::string("pub: ") + e.what()};
@@ -133,15 +198,32 @@ int run_pub(const global_options& g, const std::vector<std::string>& args) {
   if (count < 0) throw usage_error{"pub: --count must be >= 0"};
   const std::string topic = vm["topic"].as<std::string>();
   std::string payload = vm.count("payload") ? vm["payload"].as<std::string>() : std::string();
-  if (payload == "-") payload.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
+  if (payload == "-") payload = read_stdin_payload();
 
   auto c = connect(g);
   if (!c) return c.error();
   auto& client = *c;
+  // Every publish asks for an answer, so a refusal (forbidden, invalid_channel,
+  // payload_too_large, ...) is seen and turned into exit 1; PUBACKs of one channel arrive in order.
+  // Shared with the callbacks, which may outlive this frame until the client's I/O thread stops.
+  auto tally = std::make_shared<publish_tally>();
   for (long i = 0; i < count; ++i) {
-    if (auto ok = client->publish(topic, payload); !ok) return fail("publish failed: " + ok.error().message);
+    auto ok = client->publish_async(topic, payload, [tally](std::expected<switchboard::publish_ack, switchboard::error> r) {
+      tally->answer(r ? std::nullopt : std::optional(r.error()));
+    });
+    if (!ok) return fail("publish failed: " + ok.error().message);
+    tally->sent();
   }
-  if (auto ok = client->flush(std::chrono::seconds(30)); !ok) return fail("flush failed: " + ok.error().message);
+  if (!tally->wait(std::chrono::seconds(30))) {
+    return fail(cat("no answer from the broker within 30 s for ", tally->missing(), " of ", count, " events"));
+  }
+  if (auto e = tally->first_error()) {
+    client->close();
+    if (e->code == switchboard::errc::rejected) {
+      return fail(cat("publish to ", topic, " refused: ", e->broker_code, ": ", e->message));
+    }
+    return fail(cat("publish to ", topic, " failed: ", e->message));
+  }
   client->close();
   return 0;
 }
@@ -161,7 +243,7 @@ int run_sub(const global_options& g, const std::vector<std::string>& args) {
   pos.add("pattern", 1);
   po::variables_map vm;
   try {
-    po::store(po::command_line_parser(args).options(all).positional(pos).run(), vm);
+    po::store(po::command_line_parser(args).options(all).positional(pos).style(flag_style).run(), vm);
     po::notify(vm);
   } catch (const po::error& e) {
     throw usage_error{std::string("sub: ") + e.what()};
@@ -206,6 +288,9 @@ int run_sub(const global_options& g, const std::vector<std::string>& args) {
     return fail(cat("subscribe ", pattern, ": ", e.message));
   }
   event_printer printer;
+  bool connected = true;
+  // JSON lines when piped (or with --json); one readable line per event on a terminal.
+  const bool human = !g.json && ::isatty(STDOUT_FILENO) == 1;
   const auto start = std::chrono::steady_clock::now();
   const auto deadline = start + seconds_to_ms(timeout_s);
   long received = 0;
@@ -223,8 +308,15 @@ int run_sub(const global_options& g, const std::vector<std::string>& args) {
       const auto& e = m.error();
       return fail(cat("subscription ended: ", (e.broker_code.empty() ? "" : e.broker_code + ": "), e.message));
     }
+    // Say so when the broker goes away (the client keeps trying) and when it is back.
+    if (const bool up = client->connected(); up != connected) {
+      connected = up;
+      std::fprintf(stderr, up ? "switchboard-cli: reconnected to %s; subscribed again\n"
+                              : "switchboard-cli: connection lost to %s; reconnecting (Ctrl-C to stop)\n",
+                   g.url.c_str());
+    }
     if (!*m) continue;
-    const std::string out = printer.line(**m);
+    const std::string out = human ? printer.human_line(**m) : printer.line(**m);
     std::fwrite(out.data(), 1, out.size(), stdout);
     std::fflush(stdout);
     // Printed, so done: acknowledge (the broker ignores ACKs of subscriptions without acks).
@@ -244,16 +336,53 @@ int run_sub(const global_options& g, const std::vector<std::string>& args) {
 }
 
 const char* usage_text =
-    "usage: switchboard-cli [--url U] [--admin-url A] [--token T] [--connect-timeout S] COMMAND ...\n"
-    "  pub TOPIC [PAYLOAD|-] [--count N]             publish (PAYLOAD '-' = stdin), then flush\n"
-    "  sub PATTERN [--count N] [--timeout S]         print events as JSON lines\n"
+    "usage: switchboard-cli [--url U] [--admin-url A] [--token T] [--connect-timeout S] [--json] COMMAND ...\n"
+    "  pub TOPIC [PAYLOAD|-] [--count N]             publish (PAYLOAD '-' = stdin) and wait for the answers\n"
+    "  sub PATTERN [--count N] [--timeout S]         print events (JSON lines when piped or --json)\n"
     "      [--durable NAME [--ack none|at_least_once] [--start new|all|seq:N|time:T]]\n"
     "  channels list | get NAME | delete NAME        channel configs and stats (admin API)\n"
     "  channels put|patch NAME JSON|-                set a channel or pattern config\n"
     "  subscriptions list | get NAME | delete NAME   durable subscriptions\n"
     "  subscriptions create JSON|-\n"
     "  history CHANNEL [--from-seq N] [--limit N]    stored events as JSON lines\n"
-    "  dead-letters list | redrive ID\n";
+    "  dead-letters list | redrive ID\n"
+    "  media get URL | --say TEXT [--voice V] [--rate R] [--format F]   fetch or speak, convert, cache\n";
+
+// `switchboard-cli COMMAND --help`.
+const std::map<std::string, std::string> command_help = {
+    {"pub",
+     "usage: switchboard-cli [GLOBAL OPTIONS] pub TOPIC [PAYLOAD|-] [--count N]\n"
+     "Publishes PAYLOAD on channel TOPIC (none = an empty payload; '-' = stdin without its trailing\n"
+     "newline) N times (default 1) and waits for the broker's answer to each.\n"
+     "Exit 0: every event was accepted. Exit 1: the broker refused one (forbidden, invalid_channel,\n"
+     "payload_too_large, ...; the first refusal is printed), or it could not be reached. Exit 2: usage.\n"},
+    {"sub",
+     "usage: switchboard-cli [GLOBAL OPTIONS] sub PATTERN [--count N] [--timeout S]\n"
+     "           [--durable NAME [--ack none|at_least_once] [--start new|all|seq:N|time:RFC3339]]\n"
+     "Prints one JSON line per event: {\"channel\":...,\"seq\":N,\"data\":...}. PATTERN may use '*' (one\n"
+     "token) and '>' (the rest). --count N exits after N events; --timeout S exits 1 when they have not\n"
+     "arrived after S seconds. --durable NAME attaches to (or creates) a durable subscription and\n"
+     "acknowledges each event after printing it; a new one is created with --ack (default none: no\n"
+     "redelivery; use at_least_once for acknowledged delivery) and --start (default new).\n"},
+    {"channels",
+     "usage: switchboard-cli [GLOBAL OPTIONS] channels list | get NAME | delete NAME | put NAME JSON|- | patch NAME JSON|-\n"
+     "Channel and pattern configurations through the admin API (--admin-url, --token).\n"},
+    {"subscriptions",
+     "usage: switchboard-cli [GLOBAL OPTIONS] subscriptions list | get NAME | delete NAME | create JSON|-\n"
+     "Durable subscriptions through the admin API (admin scope, tenant *).\n"},
+    {"history",
+     "usage: switchboard-cli [GLOBAL OPTIONS] history CHANNEL [--from-seq N] [--limit N]\n"
+     "Prints the stored events of a durable channel as JSON lines, oldest first.\n"},
+    {"dead-letters",
+     "usage: switchboard-cli [GLOBAL OPTIONS] dead-letters list | redrive ID\n"
+     "Dead letters of at_least_once subscriptions; ID looks like billing-acme.calls.CA1-17.\n"},
+    {"media",
+     "usage: switchboard-cli [GLOBAL OPTIONS] media get URL | --say TEXT [--voice V] [--rate R] [--format F]\n"
+     "Asks the broker for telephony audio (POST /v1/media): fetches URL (or speaks TEXT), converts it to\n"
+     "F (ulaw_8k, default; pcm16_8k; pcm16_16k) and caches it. Prints the media's URL on the first line\n"
+     "and {\"id\",\"address\",\"duration_ms\",\"format\",\"bytes\",\"cached\"} on the second.\n"
+     "Exit 1 with the broker's error (e.g. media_invalid: not audio: ...). Needs the publish scope.\n"},
+};
 
 // The value of environment variable `name`, or `fallback` when it is unset or empty.
 std::string env_or(const char* name, const std::string& fallback) {
@@ -267,14 +396,18 @@ int main(int argc, char** argv) {
   using command_fn = std::function<int(const global_options&, const std::vector<std::string>&)>;
   const std::map<std::string, command_fn> commands = {
       {"pub", run_pub},           {"sub", run_sub},         {"channels", run_channels},
-      {"subscriptions", run_subscriptions}, {"history", run_history}, {"dead-letters", run_dead_letters}};
+      {"subscriptions", run_subscriptions}, {"history", run_history}, {"dead-letters", run_dead_letters},
+      {"media", run_media}};
 
   // Flags override the environment, which overrides the defaults.
   global_options g;
+  g.url = env_or("SWITCHBOARD_URL", g.url);
   g.admin_url = env_or("SWITCHBOARD_ADMIN_URL", g.admin_url);
   g.token = env_or("SWITCHBOARD_TOKEN", g.token);
   po::options_description desc("global options");
-  desc.add_options()("help,h", "show this help")("url", po::value(&g.url)->default_value(g.url), "broker endpoint")(
+  desc.add_options()("help,h", "show this help (after a COMMAND: that command's help)")(
+      "version", "print the version and exit")("json", po::bool_switch(&g.json),
+                                                 "JSON lines even on a terminal (the default when piped)")("url", po::value(&g.url)->default_value(g.url), "broker endpoint (env SWITCHBOARD_URL)")(
       "admin-url", po::value(&g.admin_url)->default_value(g.admin_url), "admin API base URL (env SWITCHBOARD_ADMIN_URL)")(
       "token", po::value(&g.token), "HELLO and admin bearer token (env SWITCHBOARD_TOKEN)")(
       "connect-timeout", po::value(&g.connect_timeout_s)->default_value(g.connect_timeout_s), "seconds to wait for the broker");
@@ -286,10 +419,25 @@ int main(int argc, char** argv) {
   pos.add("command", 1).add("args", -1);
   try {
     po::variables_map vm;
-    auto parsed = po::command_line_parser(argc, argv).options(all).positional(pos).allow_unregistered().run();
+    auto parsed =
+        po::command_line_parser(argc, argv).options(all).positional(pos).style(flag_style).allow_unregistered().run();
     po::store(parsed, vm);
     po::notify(vm);
+    if (vm.count("version")) {
+      std::cout << fmt::format("switchboard-cli {} (commit {}, {} build, protocol version {})\n",
+                               switchboard::build_info::version, switchboard::build_info::commit,
+                               switchboard::build_info::build_type, switchboard::protocol::version);
+      return 0;
+    }
     if (vm.count("help")) {
+      // `switchboard-cli COMMAND --help` (or `--help COMMAND`): that command's usage.
+      if (vm.count("command")) {
+        const auto c = command_help.find(vm["command"].as<std::string>());
+        if (c != command_help.end()) {
+          std::cout << c->second;
+          return 0;
+        }
+      }
       std::cout << usage_text << desc;
       return 0;
     }

@@ -116,5 +116,31 @@ TEST(tenant_rule, tenant_uses_only_its_first_token) {
   EXPECT_EQ(may_use(acme, "").error(), R"(tenant "acme" may not use "")");
 }
 
+// SIGHUP reload (issue 19): replace() swaps the tokens for every copy of the table and names the
+// tokens that stopped being valid as they were.
+TEST(token_table, replace_reaches_every_copy_and_names_removed_or_changed_tokens) {
+  const std::vector<std::string> before{"keep:k33p:*:publish", "gone:g0ne:*:publish", "rekey:old:*:publish",
+                                        "rescope:r3s:acme:publish"};
+  auto table = token_table::make("adm1n", before);
+  ASSERT_TRUE(table) << table.error();
+  const token_table copy = *table;  // e.g. the admin API's
+  const std::vector<std::string> after{"keep:k33p:*:publish", "rekey:new:*:publish", "rescope:r3s:acme:subscribe",
+                                       "fresh:fr3sh:*:publish"};
+  auto next = token_table::make("adm1n", after);
+  ASSERT_TRUE(next) << next.error();
+  EXPECT_EQ(table->replace(*next), (std::vector<std::string>{"gone", "rekey", "rescope"}));
+  EXPECT_EQ(copy.size(), 5u);
+  EXPECT_FALSE(copy.authenticate("g0ne").has_value());
+  EXPECT_FALSE(copy.authenticate("old").has_value());
+  EXPECT_EQ(copy.authenticate("new")->name, "rekey");
+  EXPECT_EQ(copy.authenticate("fr3sh")->name, "fresh");
+  EXPECT_EQ(copy.authenticate("k33p")->name, "keep");
+  EXPECT_EQ(copy.authenticate("adm1n")->name, "admin");
+  // From open to tokens: anonymous sessions are the ones to close.
+  token_table open;
+  EXPECT_EQ(open.replace(*next), std::vector<std::string>{"anonymous"});
+  EXPECT_FALSE(open.open());
+}
+
 }  // namespace
 }  // namespace switchboard::auth

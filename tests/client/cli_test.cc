@@ -406,5 +406,121 @@ TEST_F(cli_admin_test, admin_usage_errors_exit_2) {
   }
 }
 
+// A broker with tokens and a small payload limit, so that `pub` meets each refusal (issue 19).
+class cli_refusal_test : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    server::options o;
+    o.bind = "tcp://127.0.0.1:*";
+    o.memory = true;
+    o.admin_port = 0;
+    o.admin_token = "adm1n";
+    o.tokens = {"reader:r3ader:*:subscribe", "acme-app:acm3:acme:publish,subscribe"};
+    o.max_payload_bytes = 64;
+    o.shards = 1;
+    o.log_level = "off";
+    auto s = server::server::start(o);
+    ASSERT_TRUE(s) << s.error().message;
+    _server = std::move(*s);
+  }
+
+  struct result {
+    int code = -1;
+    std::string out;
+    std::string err;
+  };
+  result pub(const std::string& token, const std::vector<std::string>& args, const std::string& input = {}) {
+    std::vector<std::string> argv = {cli, "--url", _server->endpoint(), "--token", token, "pub"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    child_process p(argv, input);
+    result r;
+    r.code = p.wait(20s);
+    r.out = std::move(p.stdout_text);
+    r.err = std::move(p.stderr_text);
+    return r;
+  }
+
+  std::unique_ptr<server::server> _server;
+};
+
+TEST_F(cli_refusal_test, pub_without_publish_scope_exits_1_forbidden) {
+  const auto r = pub("r3ader", {"ops.x", "{}"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(r.out, "");
+  EXPECT_EQ(r.err, "switchboard-cli: publish to ops.x refused: forbidden: token \"reader\" has no publish scope\n");
+}
+
+TEST_F(cli_refusal_test, pub_outside_the_tenant_exits_1_forbidden) {
+  const auto r = pub("acm3", {"globex.calls", "{}"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(r.err, "switchboard-cli: publish to globex.calls refused: forbidden: tenant \"acme\" may not use \"globex.calls\"\n");
+}
+
+TEST_F(cli_refusal_test, pub_to_an_invalid_channel_exits_1_invalid_channel) {
+  const auto r = pub("adm1n", {"ops..x", "{}"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(r.err, "switchboard-cli: publish to ops..x refused: invalid_channel: channel \"ops..x\" has an empty token at position 2\n");
+}
+
+TEST_F(cli_refusal_test, pub_above_the_payload_limit_exits_1_payload_too_large) {
+  const auto r = pub("adm1n", {"ops.big", std::string(65, 'x')});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(r.err, "switchboard-cli: publish to ops.big refused: payload_too_large: payload of 65 bytes on channel "
+                   "\"ops.big\" exceeds the limit of 64 bytes\n");
+}
+
+TEST_F(cli_refusal_test, pub_with_a_wrong_token_exits_1_unauthorized) {
+  const auto r = pub("nope", {"ops.x", "{}"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(r.err, "switchboard-cli: broker at " + _server->endpoint() +
+                       " refused the connection: unauthorized (invalid token)\n");
+}
+
+TEST_F(cli_refusal_test, pub_count_reports_the_refusal_once_and_delivers_nothing) {
+  client_options o;
+  o.url = _server->endpoint();
+  o.token = "adm1n";
+  auto c = client::connect(o);
+  ASSERT_TRUE(c) << c.error().message;
+  auto s = (*c)->subscribe("ops.>");
+  ASSERT_TRUE(s);
+  const auto r = pub("r3ader", {"ops.many", "{}", "--count", "5"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(r.err, "switchboard-cli: publish to ops.many refused: forbidden: token \"reader\" has no publish scope\n");
+  // An accepted publish behind it arrives first: nothing of the refused ones was delivered.
+  const auto ok = pub("adm1n", {"ops.after", "{}"});
+  ASSERT_EQ(ok.code, 0) << ok.err;
+  auto m = (*s)->next(5s);
+  ASSERT_TRUE(m && m->has_value());
+  EXPECT_EQ((*m)->channel, "ops.after");
+}
+
+TEST_F(cli_refusal_test, pub_accepted_exits_0_and_stdin_loses_its_trailing_newline) {
+  client_options o;
+  o.url = _server->endpoint();
+  o.token = "adm1n";
+  auto c = client::connect(o);
+  ASSERT_TRUE(c) << c.error().message;
+  auto s = (*c)->subscribe("ops.in");
+  ASSERT_TRUE(s);
+  const auto r = pub("adm1n", {"ops.in", "-"}, "{\"a\":1}\n");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.err, "");
+  auto m = (*s)->next(5s);
+  ASSERT_TRUE(m && m->has_value());
+  EXPECT_EQ((*m)->payload, "{\"a\":1}");
+}
+
+TEST_F(cli_refusal_test, broker_url_comes_from_switchboard_url) {
+  child_process p({"/usr/bin/env", "SWITCHBOARD_URL=" + _server->endpoint(), "SWITCHBOARD_TOKEN=adm1n", cli, "pub",
+                   "ops.env", "{}"});
+  EXPECT_EQ(p.wait(20s), 0) << p.stderr_text;
+  // --url wins over the environment.
+  child_process flag({"/usr/bin/env", "SWITCHBOARD_URL=" + _server->endpoint(), "SWITCHBOARD_TOKEN=adm1n", cli,
+                      "--url", "tcp://127.0.0.1:1", "--connect-timeout", "0.3", "pub", "ops.env", "{}"});
+  EXPECT_EQ(flag.wait(20s), 1);
+  EXPECT_EQ(flag.stderr_text, "switchboard-cli: cannot reach broker at tcp://127.0.0.1:1\n");
+}
+
 }  // namespace
 }  // namespace switchboard

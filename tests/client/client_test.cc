@@ -1,6 +1,7 @@
 // Tests of libswitchboard_client against the real broker, started in process per test.
 #include <gtest/gtest.h>
 #include <switchboard/client.h>
+#include <switchboard/protocol.h>
 
 #include <atomic>
 #include <chrono>
@@ -12,6 +13,7 @@
 #include <string>
 #include <thread>
 #include <vector>
+#include <zmq.hpp>
 
 #include "broker/server/server.h"
 
@@ -242,6 +244,69 @@ TEST_F(client_test, connect_to_nothing_is_unreachable_within_timeout) {
   EXPECT_EQ(c.error().code, errc::unreachable);
   EXPECT_GE(took, 300ms);
   EXPECT_LT(took, 2s);
+}
+
+// close() says BYE (issue 19): against the real broker the session and its subscriptions are gone
+// at once, with no heartbeat reap.
+TEST_F(client_test, close_ends_the_session_at_once) {
+  auto o = options();
+  o.heartbeat = 60s;  // a reap would take 3 minutes
+  auto c = client::connect(o);
+  ASSERT_TRUE(c) << c.error().message;
+  auto s = (*c)->subscribe("bye.>");
+  ASSERT_TRUE(s) << s.error().message;
+  ASSERT_EQ(_server->snapshot().connections, 1u);
+  (*c)->close();
+  EXPECT_TRUE(wait_until([&] { return _server->snapshot().connections == 0 && _server->snapshot().subscriptions == 0; }, 2s));
+  EXPECT_EQ(_server->snapshot().reaped, 0u);
+}
+
+// The record itself: a stand-in broker (a ROUTER socket) answers HELLO and sees BYE as the last
+// record the client sends on close().
+TEST(client_bye, close_sends_bye_as_its_last_record) {
+  zmq::context_t ctx;
+  zmq::socket_t router(ctx, zmq::socket_type::router);
+  router.set(zmq::sockopt::linger, 0);
+  router.bind("tcp://127.0.0.1:*");
+  const std::string endpoint = router.get(zmq::sockopt::last_endpoint);
+  auto recv_records = [&](std::string& identity) -> std::vector<protocol::frame_type> {
+    zmq::pollitem_t item{router.handle(), 0, ZMQ_POLLIN, 0};
+    if (zmq::poll(&item, 1, std::chrono::milliseconds(5000)) <= 0) return {};
+    zmq::message_t id;
+    zmq::message_t body;
+    (void)router.recv(id);
+    (void)router.recv(body);
+    identity = id.to_string();
+    std::vector<protocol::frame_type> types;
+    const auto bytes = body.to_string();
+    for (std::size_t at = 0; at + protocol::header_bytes <= bytes.size();) {
+      types.push_back(static_cast<protocol::frame_type>(bytes[at]));
+      std::uint32_t len = 0;
+      std::memcpy(&len, bytes.data() + at + 4, sizeof len);
+      at += protocol::header_bytes + len;
+    }
+    return types;
+  };
+  std::thread broker([&] {
+    std::string identity;
+    auto hello = recv_records(identity);
+    ASSERT_EQ(hello, std::vector{protocol::frame_type::hello});
+    const std::string welcome = protocol::encode(protocol::welcome{.heartbeat_ms = 60000, .max_payload_bytes = 1024,
+                                                                   .epoch = 1, .server = "stand-in"});
+    (void)router.send(zmq::buffer(identity), zmq::send_flags::sndmore);
+    (void)router.send(zmq::buffer(welcome), zmq::send_flags::none);
+  });
+  client_options o;
+  o.url = endpoint;
+  o.heartbeat = 60s;
+  auto c = client::connect(o);
+  broker.join();
+  ASSERT_TRUE(c) << c.error().message;
+  (*c)->close();
+  std::string identity;
+  const auto records = recv_records(identity);
+  ASSERT_FALSE(records.empty()) << "nothing arrived after close()";
+  EXPECT_EQ(records.back(), protocol::frame_type::bye);
 }
 
 TEST_F(client_test, close_is_idempotent_and_fails_later_calls) {

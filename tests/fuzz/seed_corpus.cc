@@ -62,6 +62,8 @@ int main(int argc, char** argv) {
       {"err", proto::encode(proto::error{.ref = 0, .code = "malformed_frame", .message = "m"})},
       {"pong", proto::encode(proto::pong{1})},
       {"suback", proto::encode(proto::suback{1})},
+      {"bye", proto::encode(proto::bye{})},
+      {"bye_trailing", proto::encode(proto::bye{}).replace(4, 1, 1, '\x02') + "xy"},
   };
   std::string all;
   for (const auto& [name, bytes] : records) {
@@ -92,6 +94,9 @@ int main(int argc, char** argv) {
                               step(0, rec("pub_bad_channel") + rec("unsub") + rec("ack")) + step(2, rec("hello_v7")));
   write(t, "durable_refused", step(2, rec("hello_acme") + rec("sub_durable") + rec("unsub")));
   write(t, "rehello", step(3, rec("hello_acme") + rec("sub") + rec("hello_acme") + rec("sub") + rec("unsub")));
+  // BYE: ends a session mid-message (the PUB after it must not run), from an unknown session, twice.
+  write(t, "bye", step(1, rec("hello_acme") + rec("sub") + rec("pub") + rec("bye") + rec("pub")) + step(1, rec("bye")) +
+                      step(0, rec("bye") + rec("ping")) + step(1, rec("hello_acme") + rec("bye") + rec("bye")));
   std::printf("seed corpus written under %s\n", root.c_str());
   return 0;
 }

@@ -1,5 +1,5 @@
-// The JSON-lines media index and the size-bounded LRU cache over it: persistence across reopen,
-// torn lines, compaction, orphans, eviction order.
+// The media index in the store (RocksDB, `media_index` column family) and the size-bounded LRU cache
+// over it: persistence across reopen of the store, undecodable records, orphans, eviction order.
 #include "broker/media/media_cache.h"
 
 #include <stdlib.h>
@@ -12,6 +12,8 @@
 #include <gtest/gtest.h>
 
 #include "broker/media/media_id.h"
+#include "broker/media/store_media_index.h"
+#include "broker/store/store.h"
 
 namespace switchboard::media {
 namespace {
@@ -31,11 +33,6 @@ media_entry make_entry(const std::string& name, std::int64_t access_ms) {
   return e;
 }
 
-std::size_t line_count(const fs::path& p) {
-  std::ifstream in(p);
-  return static_cast<std::size_t>(std::count(std::istreambuf_iterator<char>(in), {}, '\n'));
-}
-
 class MediaCacheTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -43,14 +40,25 @@ class MediaCacheTest : public ::testing::Test {
     ASSERT_NE(mkdtemp(dir.data()), nullptr);
     _dir = dir;
   }
-  void TearDown() override { fs::remove_all(_dir); }
+  void TearDown() override {
+    _store.reset();
+    fs::remove_all(_dir);
+  }
 
-  fs::path index_path() const { return _dir / "index.jsonl"; }
+  fs::path db_path() const { return _dir / "db"; }
+
+  // Closes and reopens the RocksDB store, as a restarted broker does. Indexes over the old store
+  // must be gone (their caches destroyed) before this is called.
+  void reopen_store() {
+    _store.reset();
+    auto st = store::store::open_rocksdb(db_path().string());
+    ASSERT_TRUE(st.has_value()) << st.error().message;
+    _store = std::move(*st);
+  }
 
   std::unique_ptr<media_index> open_index() {
-    auto index = open_file_media_index(index_path());
-    EXPECT_TRUE(index.has_value()) << index.error().message;
-    return std::move(*index);
+    if (!_store) reopen_store();
+    return open_store_media_index(*_store);
   }
 
   std::unique_ptr<media_cache> open_cache(std::uint64_t max_bytes) {
@@ -60,6 +68,7 @@ class MediaCacheTest : public ::testing::Test {
   }
 
   fs::path _dir;
+  std::unique_ptr<store::store> _store;
 };
 
 TEST_F(MediaCacheTest, IndexPutGetEraseListSurviveReopen) {
@@ -81,39 +90,54 @@ TEST_F(MediaCacheTest, IndexPutGetEraseListSurviveReopen) {
     ASSERT_TRUE(index->erase("u-absent").has_value());
     ASSERT_TRUE(index->put(a).has_value());
   }
+  reopen_store();
   auto index = open_index();
   EXPECT_EQ(index->get(a.id).value(), a);
   EXPECT_EQ(index->get(b.id).value(), b);
   EXPECT_EQ(index->list().value().size(), 2u);
+  // The records live in the store's media_index kind, as JSON keyed by id.
+  const auto raw = _store->list_configs(store::kind::media_index).value();
+  ASSERT_EQ(raw.size(), 2u);
+  EXPECT_EQ(entry_from_json(raw[0].second).value().id, raw[0].first);
 }
 
-TEST_F(MediaCacheTest, IndexSkipsATornLine) {
+TEST_F(MediaCacheTest, IndexSkipsAnUndecodableRecord) {
   const media_entry a = make_entry("a", 1);
   {
     auto index = open_index();
     ASSERT_TRUE(index->put(a).has_value());
   }
-  {
-    std::ofstream out(index_path(), std::ios::app);
-    out << R"({"op":"put","id":"u-0123","format":"ulaw_8k","by)";  // a crash mid-write
-  }
+  ASSERT_TRUE(_store->put_config(store::kind::media_index, "u-0123", R"({"id":"u-0123","format":"ulaw_8k","by)"));
+  ASSERT_TRUE(_store->put_config(store::kind::media_index, "u-4567", R"({"id":"u-4567","format":"mp3"})"));
+  reopen_store();
   auto index = open_index();
   EXPECT_EQ(index->list().value().size(), 1u);
   EXPECT_EQ(index->get(a.id).value(), a);
+  EXPECT_FALSE(index->get("u-0123").value().has_value());
 }
 
-TEST_F(MediaCacheTest, IndexCompactsRewrites) {
-  media_entry a = make_entry("a", 1);
-  {
-    auto index = open_index();
-    for (int i = 0; i < 500; ++i) {
-      a.last_access_ms = i;
-      ASSERT_TRUE(index->put(a).has_value());
-    }
-  }
-  EXPECT_LE(line_count(index_path()), 2u * 1 + 64 + 1);
-  auto index = open_index();
-  EXPECT_EQ(index->get(a.id).value(), a);
+TEST_F(MediaCacheTest, EntryJsonRoundTrips) {
+  media_entry a = make_entry("a", -5);
+  a.max_age_s = -1;
+  a.no_store = true;
+  const std::string json = entry_to_json(a);
+  EXPECT_EQ(entry_from_json(json).value(), a);
+  EXPECT_FALSE(entry_from_json("").has_value());
+  EXPECT_FALSE(entry_from_json("[]").has_value());
+  EXPECT_FALSE(entry_from_json(json.substr(0, json.size() - 1)).has_value());
+}
+
+TEST_F(MediaCacheTest, AccessTimesReachTheIndexAtMostOncePerInterval) {
+  auto cache = open_cache(1 << 20);
+  const media_entry a = make_entry("a", 1000);
+  ASSERT_TRUE(cache->insert(a, std::string(10, 'a')).has_value());
+  auto stored = [&] { return open_index()->get(a.id).value().value().last_access_ms; };
+  ASSERT_TRUE(cache->find(a.id, 2000).has_value());
+  EXPECT_EQ(stored(), 1000);  // within the interval: memory only
+  ASSERT_TRUE(cache->find(a.id, 1000 + media_cache::access_persist_interval_ms, false).has_value());
+  EXPECT_EQ(stored(), 1000);  // not asked to persist (the serving path)
+  ASSERT_TRUE(cache->find(a.id, 1000 + media_cache::access_persist_interval_ms).has_value());
+  EXPECT_EQ(stored(), 1000 + media_cache::access_persist_interval_ms);
 }
 
 TEST_F(MediaCacheTest, InsertFindAndFiles) {
@@ -133,7 +157,11 @@ TEST_F(MediaCacheTest, InsertFindAndFiles) {
   ASSERT_TRUE(cache->insert(a, std::string(400, 'b')).has_value());
   EXPECT_EQ(cache->bytes(), 400u);
   EXPECT_EQ(cache->entries(), 1u);
-  ASSERT_TRUE(cache->erase(a.id).has_value());
+  auto erased = cache->erase(a.id);
+  ASSERT_TRUE(erased.has_value());
+  ASSERT_TRUE(erased->has_value());
+  EXPECT_EQ((*erased)->bytes, 400u);
+  EXPECT_FALSE(cache->erase(a.id).value().has_value());  // absent: succeeds, nothing removed
   EXPECT_FALSE(cache->find(a.id, 6).has_value());
   EXPECT_FALSE(fs::exists(cache->path(a.id)));
   EXPECT_EQ(cache->bytes(), 0u);
@@ -177,19 +205,21 @@ TEST_F(MediaCacheTest, SurvivesReopenWithLruOrder) {
     auto cache = open_cache(1 << 20);
     ASSERT_TRUE(cache->insert(a, std::string(1000, 'a')).has_value());
     ASSERT_TRUE(cache->insert(b, std::string(1000, 'b')).has_value());
-    ASSERT_TRUE(cache->find(a.id, 100).has_value());  // persisted access: a is the most recent
+    ASSERT_TRUE(cache->find(a.id, 100'000).has_value());  // persisted access: a is the most recent
   }
+  reopen_store();
   auto cache = open_cache(1 << 20);
   EXPECT_EQ(cache->entries(), 2u);
   EXPECT_EQ(cache->bytes(), 2000u);
-  auto found = cache->find(b.id, 200);
+  auto found = cache->find(b.id, 200'000);
   ASSERT_TRUE(found.has_value());
   EXPECT_EQ(found->etag, b.etag);
-  // Reopening smaller evicts the least recently used (a was touched at 100, b at 200).
+  // Reopening smaller evicts the least recently used (a was touched at 100 s, b at 200 s).
   cache.reset();
+  reopen_store();
   auto small = open_cache(1500);
   EXPECT_EQ(small->entries(), 1u);
-  EXPECT_TRUE(small->find(b.id, 300).has_value());
+  EXPECT_TRUE(small->find(b.id, 300'000).has_value());
   EXPECT_FALSE(fs::exists(small->path(a.id)));
 }
 
@@ -201,6 +231,7 @@ TEST_F(MediaCacheTest, OpenDropsMissingFilesAndUnlinksOrphans) {
     ASSERT_TRUE(cache->insert(a, std::string(1000, 'a')).has_value());
     ASSERT_TRUE(cache->insert(b, std::string(1000, 'b')).has_value());
   }
+  reopen_store();
   fs::remove(_dir / (a.id + ".wav"));                   // indexed, file gone
   std::ofstream(_dir / (b.id + ".wav"), std::ios::app) << "x";  // indexed, wrong size
   const std::string orphan = make_entry("orphan", 3).id + ".wav";
@@ -215,7 +246,7 @@ TEST_F(MediaCacheTest, OpenDropsMissingFilesAndUnlinksOrphans) {
   EXPECT_FALSE(fs::exists(_dir / (a.id + ".wav.tmp")));
   EXPECT_FALSE(fs::exists(_dir / (b.id + ".wav")));
   EXPECT_TRUE(fs::exists(_dir / "unrelated.txt"));
-  EXPECT_TRUE(fs::exists(index_path()));
+  EXPECT_TRUE(fs::exists(db_path()));
   EXPECT_TRUE(open_index()->list().value().empty());
 }
 

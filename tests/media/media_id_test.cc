@@ -22,7 +22,9 @@ TEST_F(MediaIdTest, CanonicalUrlDropsVolatileParametersOnly) {
   EXPECT_EQ(canonical_url("http://h/x.wav?&a=1&&b&", _volatile), "http://h/x.wav?a=1&b");
   EXPECT_EQ(canonical_url("http://h/x.wav#part", _volatile), "http://h/x.wav");
   EXPECT_EQ(canonical_url("HTTP://User@Media.Example.COM:8080/Path/A.wav?Q=1", _volatile),
-            "http://User@media.example.com:8080/Path/A.wav?Q=1");
+            "http://media.example.com:8080/Path/A.wav?Q=1");
+  // Credentials never reach the index, logs or events.
+  EXPECT_EQ(canonical_url("https://user:s3cret@cdn.example.com/a.wav", _volatile), "https://cdn.example.com/a.wav");
   EXPECT_EQ(canonical_url("http://h/x.wav?Signature=s&Expires=1&Key-Pair-Id=k&Policy=p", _volatile),
             "http://h/x.wav");
 }

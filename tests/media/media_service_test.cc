@@ -1,5 +1,6 @@
 // media_service end to end: a real libcurl client fetching generated audio from a local origin
-// (127.0.0.1, port 0), converting it, caching it in a temporary data dir.
+// (127.0.0.1, port 0), converting it, caching it in a temporary data dir with its index in a real
+// RocksDB store there (as the broker lays it out: the store in <data_dir>, files in <data_dir>/media).
 #include "broker/media/media_service.h"
 
 #include <stdlib.h>
@@ -15,6 +16,8 @@
 
 #include <gtest/gtest.h>
 
+#include "broker/media/store_media_index.h"
+#include "broker/store/store.h"
 #include "media/test_audio.h"
 #include "support/http_origin.h"
 
@@ -49,13 +52,19 @@ class MediaServiceTest : public ::testing::Test {
 
   void TearDown() override {
     _service.reset();
+    _store.reset();
     _http->stop();
     fs::remove_all(_options.data_dir);
   }
 
+  // Opens the service over a freshly opened store, as a restarted broker does.
   void open() {
     _service.reset();
-    auto service = media_service::create(_options, *_http);
+    _store.reset();
+    auto st = store::store::open_rocksdb(_options.data_dir.string());
+    ASSERT_TRUE(st.has_value()) << st.error().message;
+    _store = std::move(*st);
+    auto service = media_service::create(_options, *_http, open_store_media_index(*_store));
     ASSERT_TRUE(service.has_value()) << service.error().message;
     _service = std::move(*service);
   }
@@ -99,6 +108,7 @@ class MediaServiceTest : public ::testing::Test {
   http_origin _origin;
   media_options _options;
   std::unique_ptr<http_client::client> _http;
+  std::unique_ptr<store::store> _store;
   std::unique_ptr<media_service> _service;
   std::mutex _events_mutex;
   std::vector<std::string> _events;

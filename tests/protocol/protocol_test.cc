@@ -232,6 +232,7 @@ TEST(protocol_round_trip, variant_writer_matches_typed_writer) {
       error{.ref = 11, .code = "c", .message = "m"},
       notice{.sub_id = 12, .kind = "k", .detail = ""},
       suback{.sub_id = 13},
+      bye{},
   };
   std::string via_variant;
   frame_writer variant_writer(via_variant);
@@ -301,6 +302,16 @@ TEST(protocol_bytes, event) {
       "0400000000000000"
       "612e62"
       "6869");
+}
+
+TEST(protocol_bytes, bye) { EXPECT_EQ(hex(encode(bye{})), "07000000" "00000000"); }
+
+TEST(protocol_round_trip, bye_ignores_trailing_bytes) {
+  const std::string with_tail = raw_record(0x07, "later");
+  const decoded d = decode_all(with_tail);
+  ASSERT_FALSE(d.error.has_value()) << d.error->message;
+  ASSERT_EQ(d.frames.size(), 1u);
+  EXPECT_TRUE(std::holds_alternative<bye>(d.frames[0]));
 }
 
 TEST(protocol_bytes, error) {
@@ -438,7 +449,7 @@ TEST(protocol_decode_error, header_shorter_than_eight_bytes) {
 
 TEST(protocol_decode_error, unknown_type_is_unknown_command) {
   const std::string prefix = encode(ping{.nonce = 1});  // 16 bytes
-  for (std::uint8_t type : {0x00, 0x07, 0x7f, 0x80, 0x88, 0xff}) {
+  for (std::uint8_t type : {0x00, 0x08, 0x7f, 0x80, 0x88, 0xff}) {
     SCOPED_TRACE(static_cast<int>(type));
     expect_error(prefix + raw_record(type, "abcd"), decode_errc::unknown_type, 16,
                  str("record at offset 16 has unknown type 0x", hex(std::string(1, static_cast<char>(type)))),

@@ -116,6 +116,10 @@ TEST_F(channel_config_apply_test, dedupe_window_acknowledges_a_repeat_with_the_f
     std::this_thread::yield();
   }
   EXPECT_EQ(received.load(), 1) << "a deduplicated publish must not be delivered again";
+  // Regression (issue 19): the HTTP repeat was not published, so it is not counted as published.
+  auto m = _http->Get("/metrics");
+  ASSERT_TRUE(m && m->status == 200);
+  EXPECT_NE(m->body.find("\nswitchboard_http_published_total 0\n"), std::string::npos) << m->body;
 }
 
 TEST_F(channel_config_apply_test, tenants_scopes_and_permissions_are_enforced_on_the_protocol) {

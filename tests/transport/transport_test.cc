@@ -469,6 +469,75 @@ TEST_F(transport_test, token_is_checked_when_configured) {
   EXPECT_TRUE(good.hello(0, "s3cret"));
 }
 
+// BYE (issue 19): the session ends at once (no heartbeat reap), its subscriptions go, the
+// connections gauge drops, nothing is answered, and the socket stays usable for a new HELLO.
+TEST_F(transport_test, bye_ends_the_session_at_once) {
+  raw_client c(endpoint());
+  ASSERT_TRUE(c.hello(300'000));  // the longest heartbeat: a reap would take 15 minutes
+  c.send(proto::subscribe{.sub_id = 1, .pattern = "bye.>", .options = {}});
+  ASSERT_TRUE(c.expect<proto::suback>());
+  ASSERT_TRUE(wait_stats([](const server::stats& s) { return s.connections == 1 && s.subscriptions == 1; }));
+
+  c.send(proto::bye{});
+  ASSERT_TRUE(wait_stats([](const server::stats& s) { return s.connections == 0 && s.subscriptions == 0; }, 2s))
+      << "connections " << _server->snapshot().connections;
+  EXPECT_EQ(_server->snapshot().reaped, 0u);
+  // BYE is not answered: the first thing back is the answer to the next request.
+  c.send(proto::ping{5});
+  auto r = c.recv();
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->frames.size(), 1u);
+  const auto* e = std::get_if<proto::error>(&r->frames[0]);
+  ASSERT_NE(e, nullptr);
+  EXPECT_EQ(e->code, "hello_required");
+  // The same socket may start a new session.
+  ASSERT_TRUE(c.hello());
+  EXPECT_EQ(_server->snapshot().connections, 1u);
+  expect_healthy();
+}
+
+TEST_F(transport_test, records_after_bye_in_the_same_message_do_not_run) {
+  raw_client sub(endpoint());
+  ASSERT_TRUE(sub.hello());
+  sub.send(proto::subscribe{.sub_id = 1, .pattern = "bye.x", .options = {}});
+  ASSERT_TRUE(sub.expect<proto::suback>());
+  raw_client c(endpoint());
+  ASSERT_TRUE(c.hello());
+  std::string batch;
+  proto::frame_writer w(batch);
+  w.write(proto::publish{.request_id = 1, .ack_requested = true, .channel = "bye.x", .key = {}, .payload = "before"});
+  w.write(proto::bye{});
+  w.write(proto::publish{.request_id = 2, .ack_requested = true, .channel = "bye.x", .key = {}, .payload = "after"});
+  c.send_bytes(batch);
+  // PUB 1 ran (its PUBACK may be lost with the session: BYE does not wait for answers).
+  auto ev = sub.expect<proto::event>();
+  ASSERT_TRUE(ev);
+  EXPECT_EQ(ev->payload, "before");
+  // The session is gone; PUB 2 never ran.
+  c.send(proto::ping{1});
+  auto e = c.expect<proto::error>();
+  ASSERT_TRUE(e);
+  EXPECT_EQ(e->code, "hello_required");
+  sub.send(proto::ping{2});
+  auto r = sub.recv();
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->frames.size(), 1u);
+  EXPECT_TRUE(std::holds_alternative<proto::pong>(r->frames[0])) << "the PUB after BYE was delivered";
+}
+
+TEST_F(transport_test, bye_from_an_unknown_session_is_ignored) {
+  raw_client c(endpoint());
+  c.send(proto::bye{});
+  c.send(proto::ping{9});
+  auto r = c.recv();
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->frames.size(), 1u);
+  const auto* e = std::get_if<proto::error>(&r->frames[0]);
+  ASSERT_NE(e, nullptr) << "BYE from an unknown session was answered";
+  EXPECT_EQ(e->code, "hello_required");
+  EXPECT_EQ(_server->snapshot().bad_frames, 0u);
+}
+
 TEST_F(transport_test, silent_client_is_reaped_and_its_subscriptions_dropped) {
   raw_client c(endpoint());
   ASSERT_TRUE(c.hello(50));

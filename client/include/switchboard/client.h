@@ -206,8 +206,8 @@ class client : public std::enable_shared_from_this<client> {
   [[nodiscard]] std::uint64_t reconnects() const noexcept;
   [[nodiscard]] bool connected() const noexcept;
 
-  // Stops the I/O thread after trying to send what is queued (up to 1 s); idempotent. Pending
-  // calls return errc::closed.
+  // Stops the I/O thread after trying to send what is queued (up to 1 s), then says BYE so that the
+  // broker ends the session at once; idempotent. Pending calls return errc::closed.
   void close();
 
   struct impl;

@@ -40,6 +40,7 @@ enum class frame_type : std::uint8_t {
   unsub = 0x04,
   ack = 0x05,
   ping = 0x06,
+  bye = 0x07,
   // broker -> client
   welcome = 0x81,
   event = 0x82,
@@ -101,6 +102,11 @@ struct ack {
   std::uint64_t seq = 0;
 };
 
+// BYE: empty body (trailing bytes are ignored). The client is closing: the broker ends the session at
+// once (its subscriptions are removed, durable ones detached) and answers nothing. Optional: a client
+// that never sends it is ended when its connection closes or its heartbeats stop.
+struct bye {};
+
 // PING / PONG: u64 nonce (echoed back in PONG)
 struct ping {
   std::uint64_t nonce = 0;
@@ -152,7 +158,7 @@ struct notice {
 };
 
 using frame = std::variant<hello, welcome, publish, subscribe, unsubscribe, ack, ping, pong, event,
-                           puback, error, notice, suback>;
+                           puback, error, notice, suback, bye>;
 
 // Why a record could not be decoded. `offset` is the byte offset of the offending record.
 enum class decode_errc : std::uint8_t {
@@ -210,6 +216,7 @@ class frame_writer {
   void write(const error& f);
   void write(const notice& f);
   void write(const suback& f);
+  void write(const bye& f);
   void write(const frame& f);
 
   // Bytes an EVENT / PUB record with these sizes takes on the wire (header included).
