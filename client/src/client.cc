@@ -1133,6 +1133,15 @@ std::uint64_t client::reconnects() const noexcept { return _impl->reconnect_coun
 bool client::connected() const noexcept { return _impl->is_connected.load(std::memory_order_acquire); }
 
 void client::close() {
+  // ACKs have no answer, and records still in flight when the connection closes may be discarded
+  // by the broker: while the session is up, one bounded PING/PONG round trip first, so everything
+  // sent before close() is applied (PROTOCOL.md §4.13). Not from the I/O thread (a callback).
+  bool session_up = false;
+  {
+    std::lock_guard lk(_impl->mu);
+    session_up = _impl->direct_ok && !_impl->stopping && !_impl->dead;
+  }
+  if (session_up && _impl->io.get_id() != std::this_thread::get_id()) (void)flush(std::chrono::milliseconds(1000));
   bool do_wake = false;
   {
     std::lock_guard lk(_impl->mu);

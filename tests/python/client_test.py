@@ -10,6 +10,7 @@ import os
 import re
 import select
 import subprocess
+import time
 import unittest
 import urllib.request
 
@@ -138,7 +139,16 @@ class PythonClientTest(unittest.TestCase):
         self.assertEqual([json.loads(e.payload)["id"] for e in got], [0, 1, 2])
         sub.ack(got[0])
         sub.ack(got[2])
-        c.close()  # BYE after the ACKs: they are applied before the detach
+        c.close()  # waits for a PONG (so the ACKs were applied), then BYE
+        # A new connection is another TCP stream: wait until the broker has applied the BYE (and so
+        # the ACKs before it) before attaching again, or the takeover may redeliver first.
+        deadline = time.monotonic() + 10
+        while True:
+            status, doc = self.broker.admin("GET", "/v1/subscriptions/py-billing")
+            self.assertEqual(status, 200)
+            if doc["attached"] is False:
+                break
+            self.assertLess(time.monotonic(), deadline, "the BYE was never applied")
 
         again = self.connect()
         resumed = again.subscribe("pyd.orders", durable="py-billing")

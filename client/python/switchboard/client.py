@@ -174,11 +174,17 @@ class Client:
         return sub
 
     # ------------------------------------------------------------------ lifecycle
-    def close(self):
-        """Says BYE (the broker ends the session at once) and closes the socket; idempotent."""
+    def close(self, timeout=1.0):
+        """Waits (up to `timeout`) until the broker has processed everything sent before — ACKs
+        have no answer, and records still in flight when a connection closes may be discarded —
+        then says BYE (the broker ends the session at once) and closes the socket; idempotent."""
         if self._sock.closed:
             return
         try:
+            try:
+                self.flush(timeout)
+            except Exception:  # broker gone or slow: close anyway
+                pass
             self._send(protocol.bye())
         finally:
             self._sock.close()
