@@ -3,13 +3,13 @@
 #include <charconv>
 
 namespace switchboard::admin {
-namespace {
-
-std::string_view trim(std::string_view s) noexcept {
+std::string_view trim_ows(std::string_view s) noexcept {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
   while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
   return s;
 }
+
+namespace {
 
 bool all_digits(std::string_view s) noexcept {
   if (s.empty()) return false;
@@ -40,15 +40,15 @@ bool iequals(std::string_view a, std::string_view b) noexcept {
 
 byte_range_request parse_byte_range(std::string_view header, std::uint64_t size) noexcept {
   using kind = byte_range_request::kind;
-  header = trim(header);
+  header = trim_ows(header);
   const std::size_t eq = header.find('=');
-  if (eq == std::string_view::npos || !iequals(trim(header.substr(0, eq)), "bytes")) return {};
-  const std::string_view spec = trim(header.substr(eq + 1));
+  if (eq == std::string_view::npos || !iequals(trim_ows(header.substr(0, eq)), "bytes")) return {};
+  const std::string_view spec = trim_ows(header.substr(eq + 1));
   if (spec.find(',') != std::string_view::npos) return {};  // several ranges: served whole
   const std::size_t dash = spec.find('-');
   if (dash == std::string_view::npos) return {};
-  const std::string_view first_text = trim(spec.substr(0, dash));
-  const std::string_view last_text = trim(spec.substr(dash + 1));
+  const std::string_view first_text = trim_ows(spec.substr(0, dash));
+  const std::string_view last_text = trim_ows(spec.substr(dash + 1));
   if (first_text.empty()) {  // suffix: the last N bytes
     if (!all_digits(last_text)) return {};
     const std::uint64_t suffix = to_u64(last_text);

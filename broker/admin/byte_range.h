@@ -26,4 +26,8 @@ struct byte_range_request {
 // Interprets the value of a Range header (`header` = "" when absent) for a body of `size` bytes.
 [[nodiscard]] byte_range_request parse_byte_range(std::string_view header, std::uint64_t size) noexcept;
 
+// `s` without the optional whitespace (spaces and tabs, RFC 9110 §5.6.3) at either end; shared by
+// the header parsers of static-file responses (Range, If-None-Match, If-Range).
+[[nodiscard]] std::string_view trim_ows(std::string_view s) noexcept;
+
 }  // namespace switchboard::admin

@@ -12,21 +12,15 @@
 namespace switchboard::admin {
 namespace {
 
-std::string_view trim(std::string_view s) noexcept {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
-
 std::string_view opaque(std::string_view tag) noexcept { return tag.starts_with("W/") ? tag.substr(2) : tag; }
 
 // If-None-Match: "*" or a comma list of entity tags, compared weakly (RFC 9110 §13.1.2).
 bool none_match(std::string_view header, std::string_view etag) noexcept {
-  header = trim(header);
+  header = trim_ows(header);
   if (header == "*") return true;
   while (!header.empty()) {
     const std::size_t comma = header.find(',');
-    if (opaque(trim(header.substr(0, comma))) == opaque(etag)) return true;
+    if (opaque(trim_ows(header.substr(0, comma))) == opaque(etag)) return true;
     if (comma == std::string_view::npos) break;
     header.remove_prefix(comma + 1);
   }
@@ -58,7 +52,7 @@ http_response file_response(const http_request& req, int fd, std::uint64_t size,
     return r;
   }
   byte_range_request range;
-  const std::string_view if_range = trim(req.header("If-Range"));
+  const std::string_view if_range = trim_ows(req.header("If-Range"));
   if (req.method == "GET" && (if_range.empty() || (!rep.etag.empty() && if_range == rep.etag))) {
     range = parse_byte_range(req.header("Range"), size);
   }
