@@ -439,24 +439,20 @@ void consumer_manager::take_commands(clock::time_point now) {
 }
 
 std::expected<void, manager_error> consumer_manager::refresh_channels() {
-  constexpr std::size_t page_size = 4096;
-  std::string after;
-  for (;;) {
-    auto page = _engine.list(after, page_size);
-    if (!page) {
-      ++_stat_store_errors;
-      return std::unexpected(store_failed(page.error()));
-    }
-    const bool last_page = page->size() < page_size;
-    if (!last_page) after = page->back().first;
-    for (auto& [name, id] : *page) {
-      if (_channels.contains(name)) continue;
-      if (learn_channel(std::move(name), id) == nullptr)
-        return std::unexpected(
-            manager_error{500, "store_failed", "store: cannot read a channel's log position"});
-    }
-    if (last_page) return {};
+  bool learned = true;
+  auto listed = _engine.for_each_history([&](std::string&& name, std::uint64_t id) {
+    if (_channels.contains(name)) return true;
+    learned = learn_channel(std::move(name), id) != nullptr;
+    return learned;
+  });
+  if (!listed) {
+    ++_stat_store_errors;
+    return std::unexpected(store_failed(listed.error()));
   }
+  if (!learned) {
+    return std::unexpected(manager_error{500, "store_failed", "store: cannot read a channel's log position"});
+  }
+  return {};
 }
 
 consumer_manager::channel_state* consumer_manager::learn_channel(std::string_view name) {

@@ -122,6 +122,22 @@ class history_engine {
   // at a time: at most `limit` names after `after` ("" = from the start).
   [[nodiscard]] virtual std::expected<std::vector<std::pair<std::string, std::uint64_t>>, log_error> list(
       std::string_view after, std::size_t limit) = 0;
+
+  // Calls `visit(name, log_id)` for every history, paging through list() (one page in memory at a
+  // time); stops early when `visit` returns false. Returns the first list() error.
+  [[nodiscard]] std::expected<void, log_error> for_each_history(
+      const std::function<bool(std::string&&, std::uint64_t)>& visit, std::size_t page_size = 4096) {
+    for (std::string after;;) {
+      auto page = list(after, page_size);
+      if (!page) return std::unexpected(std::move(page.error()));
+      const bool last_page = page->size() < page_size;
+      if (!last_page) after = page->back().first;
+      for (auto& [name, id] : *page) {
+        if (!visit(std::move(name), id)) return {};
+      }
+      if (last_page) return {};
+    }
+  }
 };
 
 }  // namespace switchboard::engine

@@ -192,15 +192,11 @@ std::expected<std::vector<admin::channel_stats>, admin::api_error> broker_contro
   // Durable channels with a log on disk that no shard has opened since the start (no traffic yet)
   // are listed too, with the log's last seq: that is where their numbering continues.
   std::map<std::string, std::uint64_t, std::less<>> log_ids;
-  for (std::string after;;) {
-    constexpr std::size_t page_size = 4096;
-    auto page = _p.engine.list(after, page_size);
-    if (!page) return std::unexpected(engine_error(page.error()));
-    const bool last_page = page->size() < page_size;
-    if (!last_page) after = page->back().first;
-    for (auto& [name, id] : *page) log_ids.emplace(std::move(name), id);
-    if (last_page) break;
-  }
+  auto listed = _p.engine.for_each_history([&](std::string&& name, std::uint64_t id) {
+    log_ids.emplace(std::move(name), id);
+    return true;
+  });
+  if (!listed) return std::unexpected(engine_error(listed.error()));
   for (auto& [name, id] : log_ids) {
     if (by_name.contains(name)) continue;
     auto eff = _p.registry.effective(name);

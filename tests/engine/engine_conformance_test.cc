@@ -161,6 +161,18 @@ TYPED_TEST(engine_conformance_test, a_new_history_has_an_epoch_and_no_events) {
   ASSERT_TRUE(next_page);
   ASSERT_EQ(next_page->size(), 1u);
   EXPECT_EQ(next_page->front(), std::make_pair(std::string("acme.calls.CA2.status"), other->log_id));
+  std::vector<std::string> visited;
+  ASSERT_TRUE(this->e().for_each_history([&](std::string&& name, std::uint64_t) {
+    visited.push_back(std::move(name));
+    return true;
+  }, 1));  // pages of one: the paging itself is exercised
+  EXPECT_EQ(visited, (std::vector<std::string>{"acme.calls.CA1.status", "acme.calls.CA2.status"}));
+  visited.clear();
+  ASSERT_TRUE(this->e().for_each_history([&](std::string&& name, std::uint64_t) {
+    visited.push_back(std::move(name));
+    return false;  // stop after the first
+  }));
+  EXPECT_EQ(visited.size(), 1u);
 }
 
 TYPED_TEST(engine_conformance_test, acknowledged_events_read_back_in_order_and_set_the_high_water_seq) {
