@@ -13,6 +13,8 @@
 #include <rapidjson/writer.h>
 #include <simdjson.h>
 
+#include "broker/pipeline/translate.h"
+#include "broker/pipeline/validate.h"
 #include "broker/router/topic.h"
 
 namespace switchboard::channels {
@@ -23,11 +25,18 @@ using std::chrono::milliseconds;
 
 constexpr std::array<std::string_view, attribute_count> attribute_names = {
     "durable",   "retention", "slow_consumer", "conflate_key", "dedupe_window",
-    "max_payload_bytes", "permissions", "schema", "translate", "delegate",
+    "max_payload_bytes", "permissions", "validate", "translate", "delegate",
     "route",     "webhook",   "publish_to_parent", "order",
 };
 constexpr std::array<std::string_view, 4> slow_consumer_names = {"disconnect", "drop_oldest", "conflate", "spill"};
+// The attribute names a config may use: every attribute, and `schema`, the older name of `validate`.
+constexpr std::array<std::string_view, attribute_count + 1> accepted_names = {
+    "durable",   "retention", "slow_consumer", "conflate_key", "dedupe_window",
+    "max_payload_bytes", "permissions", "validate", "translate", "delegate",
+    "route",     "webhook",   "publish_to_parent", "order", "schema",
+};
 constexpr std::array<std::string_view, 2> delegate_mode_names = {"sequential", "parallel"};
+constexpr std::array<std::string_view, 3> failure_policy_names = {"pass", "drop", "dead_letter"};
 constexpr std::array<std::string_view, 6> stage_names = {"validate", "translate", "delegate",
                                                         "route",    "webhook",   "publish_to_parent"};
 
@@ -430,30 +439,69 @@ std::expected<permission_lists, config_error> read_permissions(dom::element el) 
   return out;
 }
 
-std::expected<schema_spec, config_error> read_schema(dom::element el) {
-  static constexpr std::array<std::string_view, 1> known = {"required"};
-  schema_spec out;
-  auto r = each_member(el, "schema", known, [&](std::string_view, const std::string& path, dom::element v) {
-    return assign_to(out.required, read_names(v, path));
-  });
-  if (!r) return std::unexpected(std::move(r.error()));
-  return out;
+// A pipeline spec error as a channel attribute error (same message; `unknown …` keeps its code).
+std::unexpected<config_error> spec_error(const pipeline::error& e) {
+  const bool unknown = e.message.starts_with("unknown ");
+  return std::unexpected(config_error{422, unknown ? "unknown_attribute" : "invalid_attribute", e.message});
+}
+
+std::expected<validate_spec, config_error> read_validate(dom::element el, std::string_view name) {
+  std::string json = simdjson::minify(el);
+  if (auto ok = pipeline::validate_spec::compile(json, name); !ok) return spec_error(ok.error());
+  return validate_spec{std::move(json)};
 }
 
 std::expected<translate_spec, config_error> read_translate(dom::element el) {
   if (!el.is_object()) return invalid("translate", "must be an object");
-  return translate_spec{simdjson::minify(el)};
+  std::string json = simdjson::minify(el);
+  if (auto ok = pipeline::translate_spec::compile(json, "translate"); !ok) return spec_error(ok.error());
+  return translate_spec{std::move(json)};
+}
+
+bool is_http_url(std::string_view url) {
+  return (url.starts_with("http://") && url.size() > 7) || (url.starts_with("https://") && url.size() > 8);
+}
+
+std::expected<std::string, config_error> read_url(dom::element el, std::string_view path) {
+  auto url = read_string(el, path, true);
+  if (!url) return url;
+  if (!is_http_url(*url)) return invalid(path, "must be an http:// or https:// URL");
+  return url;
+}
+
+std::expected<std::uint64_t, config_error> read_bounded(dom::element el, std::string_view path, std::uint64_t lo,
+                                                         std::uint64_t hi) {
+  auto v = read_uint(el, path);
+  if (v && (*v < lo || *v > hi)) return invalid(path, "must be between " + std::to_string(lo) + " and " + std::to_string(hi));
+  return v;
 }
 
 std::expected<delegate_spec, config_error> read_delegate(dom::element el) {
-  static constexpr std::array<std::string_view, 2> known = {"uris", "mode"};
+  static constexpr std::array<std::string_view, 5> known = {"uris", "mode", "timeout_ms", "on_failure", "secret"};
   delegate_spec out;
   bool have_uris = false;
   auto r = each_member(el, "delegate", known,
                        [&](std::string_view key, const std::string& path, dom::element v) -> std::expected<void, config_error> {
                          if (key == "uris") {
                            have_uris = true;
-                           return assign_to(out.uris, read_names(v, path));
+                           if (auto names = read_names(v, path); !names) return std::unexpected(std::move(names.error()));
+                           dom::array arr = v.get_array().value_unsafe();
+                           std::size_t i = 0;
+                           for (const dom::element item : arr) {
+                             auto url = read_url(item, path + "[" + std::to_string(i++) + "]");
+                             if (!url) return std::unexpected(std::move(url.error()));
+                             out.uris.push_back(std::move(*url));
+                           }
+                           if (out.uris.empty()) return invalid(path, "must not be empty");
+                           return {};
+                         }
+                         if (key == "timeout_ms") return assign_to(out.timeout_ms, read_bounded(v, path, 1, 60'000));
+                         if (key == "secret") return assign_to(out.secret, read_string(v, path, false));
+                         if (key == "on_failure") {
+                           auto p = read_enum(v, path, failure_policy_names);
+                           if (!p) return std::unexpected(std::move(p.error()));
+                           out.on_failure = static_cast<failure_policy>(*p);
+                           return {};
                          }
                          auto mode = read_enum(v, path, delegate_mode_names);
                          if (!mode) return std::unexpected(std::move(mode.error()));
@@ -465,20 +513,71 @@ std::expected<delegate_spec, config_error> read_delegate(dom::element el) {
   return out;
 }
 
-std::expected<webhook_spec, config_error> read_webhook(dom::element el) {
-  static constexpr std::array<std::string_view, 2> known = {"uris", "secret"};
-  webhook_spec out;
-  bool have_uris = false;
-  auto r = each_member(el, "webhook", known,
-                       [&](std::string_view key, const std::string& path, dom::element v) -> std::expected<void, config_error> {
-                         if (key == "uris") {
-                           have_uris = true;
-                           return assign_to(out.uris, read_names(v, path));
-                         }
-                         return assign_to(out.secret, read_string(v, path, false));
-                       });
+std::expected<webhook_sink, config_error> read_sink(dom::element el, const std::string& at) {
+  static constexpr std::array<std::string_view, 6> known = {"name", "url", "secret", "headers", "max_in_flight",
+                                                            "timeout_ms"};
+  webhook_sink out;
+  auto r = each_member(
+      el, at, known, [&](std::string_view key, const std::string& path, dom::element v) -> std::expected<void, config_error> {
+        if (key == "name") return assign_to(out.name, read_string(v, path, true));
+        if (key == "url") return assign_to(out.url, read_url(v, path));
+        if (key == "secret") return assign_to(out.secret, read_string(v, path, false));
+        if (key == "max_in_flight") return assign_to(out.max_in_flight, read_bounded(v, path, 1, 1024));
+        if (key == "timeout_ms") return assign_to(out.timeout_ms, read_bounded(v, path, 1, 300'000));
+        dom::object headers;
+        if (v.get(headers) != simdjson::SUCCESS) return invalid(path, "must be an object of header names to strings");
+        for (const dom::key_value_pair h : headers) {
+          std::string_view value;
+          const std::string hpath = join_path(path, h.key);
+          if (h.key.empty() || h.key.find_first_of(" :\r\n\t") != std::string_view::npos) {
+            return invalid(hpath, "is not a valid header name");
+          }
+          if (h.value.get(value) != simdjson::SUCCESS || value.find_first_of("\r\n") != std::string_view::npos) {
+            return invalid(hpath, "must be a string without line breaks");
+          }
+          out.headers.emplace_back(std::string(h.key), std::string(value));
+        }
+        return {};
+      });
   if (!r) return std::unexpected(std::move(r.error()));
-  if (!have_uris) return invalid("webhook.uris", "is required");
+  if (out.name.empty()) return invalid(at + ".name", "is required");
+  if (out.url.empty()) return invalid(at + ".url", "is required");
+  return out;
+}
+
+// An array of sinks; the older form {"uris": [...], "secret": …} is read as sinks named "0", "1", ….
+std::expected<webhook_spec, config_error> read_webhook(dom::element el) {
+  webhook_spec out;
+  dom::array arr;
+  if (el.is_object()) {
+    static constexpr std::array<std::string_view, 2> known = {"uris", "secret"};
+    std::optional<std::vector<std::string>> uris_given;
+    std::optional<std::string> secret;
+    auto r = each_member(el, "webhook", known,
+                         [&](std::string_view key, const std::string& path, dom::element v) -> std::expected<void, config_error> {
+                           if (key == "uris") return assign_to(uris_given, read_names(v, path));
+                           return assign_to(secret, read_string(v, path, false));
+                         });
+    if (!r) return std::unexpected(std::move(r.error()));
+    if (!uris_given) return invalid("webhook.uris", "is required");
+    const auto& uris = *uris_given;
+    for (std::size_t i = 0; i < uris.size(); ++i) {
+      if (!is_http_url(uris[i])) return invalid("webhook.uris[" + std::to_string(i) + "]", "must be an http:// or https:// URL");
+      out.sinks.push_back(webhook_sink{.name = std::to_string(i), .url = uris[i], .secret = secret, .headers = {},
+                                       .max_in_flight = std::nullopt, .timeout_ms = std::nullopt});
+    }
+    return out;
+  }
+  if (el.get(arr) != simdjson::SUCCESS) return invalid("webhook", "must be an array of sinks");
+  for (const dom::element item : arr) {
+    const std::string at = "webhook[" + std::to_string(out.sinks.size()) + "]";
+    auto sink = read_sink(item, at);
+    if (!sink) return std::unexpected(std::move(sink.error()));
+    for (const auto& other : out.sinks) {
+      if (other.name == sink->name) return invalid(at + ".name", "repeats sink " + quote_name(sink->name));
+    }
+    out.sinks.push_back(std::move(*sink));
+  }
   return out;
 }
 
@@ -536,7 +635,7 @@ std::expected<void, config_error> read_attribute(channel_config& c, attribute a,
     case attribute::dedupe_window: return assign_to(c.dedupe_window, read_duration(v, path));
     case attribute::max_payload_bytes: return assign_to(c.max_payload_bytes, read_uint(v, path));
     case attribute::permissions: return assign_to(c.permissions, read_permissions(v));
-    case attribute::schema: return assign_to(c.schema, read_schema(v));
+    case attribute::validate: return assign_to(c.validate, read_validate(v, path));
     case attribute::translate: return assign_to(c.translate, read_translate(v));
     case attribute::delegate: return assign_to(c.delegate, read_delegate(v));
     case attribute::route: return assign_to(c.route, read_route(v));
@@ -563,7 +662,7 @@ decltype(auto) with_member(attribute a, F&& f, C&... cs) {
     case attribute::dedupe_window: return f(cs.dedupe_window...);
     case attribute::max_payload_bytes: return f(cs.max_payload_bytes...);
     case attribute::permissions: return f(cs.permissions...);
-    case attribute::schema: return f(cs.schema...);
+    case attribute::validate: return f(cs.validate...);
     case attribute::translate: return f(cs.translate...);
     case attribute::delegate: return f(cs.delegate...);
     case attribute::route: return f(cs.route...);
@@ -624,11 +723,8 @@ void write_value(json_writer& w, const permission_lists& v) {
   write_names(w, v.subscribe);
   w.EndObject();
 }
-void write_value(json_writer& w, const schema_spec& v) {
-  w.StartObject();
-  write_key(w, "required");
-  write_names(w, v.required);
-  w.EndObject();
+void write_value(json_writer& w, const validate_spec& v) {
+  w.RawValue(v.json.data(), v.json.size(), rapidjson::kObjectType);
 }
 void write_value(json_writer& w, const translate_spec& v) {
   w.RawValue(v.json.data(), v.json.size(), rapidjson::kObjectType);
@@ -639,17 +735,50 @@ void write_value(json_writer& w, const delegate_spec& v) {
   write_names(w, v.uris);
   write_key(w, "mode");
   write_string(w, to_string(v.mode));
-  w.EndObject();
-}
-void write_value(json_writer& w, const webhook_spec& v) {
-  w.StartObject();
-  write_key(w, "uris");
-  write_names(w, v.uris);
+  if (v.timeout_ms) {
+    write_key(w, "timeout_ms");
+    w.Uint64(*v.timeout_ms);
+  }
+  write_key(w, "on_failure");
+  write_string(w, failure_policy_names[static_cast<std::size_t>(v.on_failure)]);
   if (v.secret) {
     write_key(w, "secret");
     write_string(w, *v.secret);
   }
   w.EndObject();
+}
+void write_value(json_writer& w, const webhook_spec& v) {
+  w.StartArray();
+  for (const auto& sink : v.sinks) {
+    w.StartObject();
+    write_key(w, "name");
+    write_string(w, sink.name);
+    write_key(w, "url");
+    write_string(w, sink.url);
+    if (sink.secret) {
+      write_key(w, "secret");
+      write_string(w, *sink.secret);
+    }
+    if (!sink.headers.empty()) {
+      write_key(w, "headers");
+      w.StartObject();
+      for (const auto& [name, value] : sink.headers) {
+        write_key(w, name);
+        write_string(w, value);
+      }
+      w.EndObject();
+    }
+    if (sink.max_in_flight) {
+      write_key(w, "max_in_flight");
+      w.Uint64(*sink.max_in_flight);
+    }
+    if (sink.timeout_ms) {
+      write_key(w, "timeout_ms");
+      w.Uint64(*sink.timeout_ms);
+    }
+    w.EndObject();
+  }
+  w.EndArray();
 }
 
 bool has_empty(const std::vector<std::string>& names) {
@@ -675,7 +804,7 @@ std::string_view to_string(delegate_mode m) noexcept { return delegate_mode_name
 std::string_view to_string(stage s) noexcept { return stage_names[static_cast<std::size_t>(s)]; }
 
 std::vector<stage> default_stage_order() {
-  return {stage::validate, stage::translate, stage::delegate, stage::route, stage::webhook, stage::publish_to_parent};
+  return {stage::validate, stage::delegate, stage::translate, stage::route, stage::webhook, stage::publish_to_parent};
 }
 
 bool permission_lists::may_publish(std::string_view principal) const noexcept {
@@ -734,9 +863,16 @@ std::expected<channel_config, config_error> parse_config(std::string_view json, 
   if (!root.is_object()) return invalid_json("config must be a JSON object");
 
   channel_config config;
-  auto r = each_member(root, "", attribute_names,
+  bool named_validate = false;
+  auto r = each_member(root, "", accepted_names,
                        [&](std::string_view key, const std::string& path, dom::element v) -> std::expected<void, config_error> {
-                         const attribute a = *attribute_from_name(key);
+                         const attribute a = key == "schema" ? attribute::validate : *attribute_from_name(key);
+                         if (a == attribute::validate) {
+                           if (named_validate) {
+                             return invalid(key, "repeats \"validate\" (\"schema\" is its older name): give one");
+                           }
+                           named_validate = true;
+                         }
                          if (v.is_null()) {
                            if (mode == parse_mode::full) return null_in_full_mode(a);
                            config.cleared.set(static_cast<std::size_t>(a));
@@ -769,16 +905,16 @@ std::expected<void, config_error> validate_config(const channel_config& c) {
       return invalid("permissions.subscribe", "must be an array of non-empty strings");
     }
   }
-  if (c.schema && has_empty(c.schema->required)) return invalid("schema.required", "must be an array of non-empty strings");
-  if (c.translate) {
-    dom::parser parser;
-    dom::element el;
-    if (parser.parse(c.translate->json.data(), c.translate->json.size(), true).get(el) != simdjson::SUCCESS ||
-        !el.is_object()) {
-      return invalid("translate", "must be an object");
-    }
+  if (c.validate) {
+    if (auto ok = pipeline::validate_spec::compile(c.validate->json, "validate"); !ok) return spec_error(ok.error());
   }
-  if (c.delegate && has_empty(c.delegate->uris)) return invalid("delegate.uris", "must be an array of non-empty strings");
+  if (c.translate) {
+    if (auto ok = pipeline::translate_spec::compile(c.translate->json, "translate"); !ok) return spec_error(ok.error());
+  }
+  if (c.delegate && (c.delegate->uris.empty() || !std::all_of(c.delegate->uris.begin(), c.delegate->uris.end(),
+                                                              [](const std::string& u) { return is_http_url(u); }))) {
+    return invalid("delegate.uris", "must be a non-empty array of http:// or https:// URLs");
+  }
   if (c.route) {
     for (std::size_t i = 0; i < c.route->size(); ++i) {
       if (auto ok = router::validate_channel((*c.route)[i]); !ok) {
@@ -786,7 +922,17 @@ std::expected<void, config_error> validate_config(const channel_config& c) {
       }
     }
   }
-  if (c.webhook && has_empty(c.webhook->uris)) return invalid("webhook.uris", "must be an array of non-empty strings");
+  if (c.webhook) {
+    for (std::size_t i = 0; i < c.webhook->sinks.size(); ++i) {
+      const auto& sink = c.webhook->sinks[i];
+      const std::string at = "webhook[" + std::to_string(i) + "]";
+      if (sink.name.empty()) return invalid(at + ".name", "is required");
+      if (!is_http_url(sink.url)) return invalid(at + ".url", "must be an http:// or https:// URL");
+      for (std::size_t j = 0; j < i; ++j) {
+        if (c.webhook->sinks[j].name == sink.name) return invalid(at + ".name", "repeats sink " + quote_name(sink.name));
+      }
+    }
+  }
   if (c.order) return check_order(*c.order);
   return {};
 }

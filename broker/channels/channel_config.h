@@ -17,12 +17,18 @@
 //   permissions        {"publish": [name…], "subscribe": [name…]}; a name is a tenant or token
 //                      name, "*" means anyone. A list that is absent means ["*"]; an empty list
 //                      means nobody. The object is one attribute (replaced as a whole).
-// Processing attributes: type-checked, carried and persisted, not yet applied by the router:
-//   schema             {"required": [field…]}
-//   translate          any JSON object (kept verbatim, minified)
-//   delegate           {"uris": [uri…] (required), "mode": "sequential" (default) | "parallel"}
+// Processing attributes (the channel's pipeline, docs/PIPELINE.md; the router runs them):
+//   validate           broker/pipeline/validate.h's spec, e.g. {"required": {"sid": "string"}};
+//                      `schema` is accepted as its older name (giving both is an error)
+//   translate          broker/pipeline/translate.h's spec (compiled when parsed: its errors are
+//                      422 with that header's messages)
+//   delegate           {"uris": [http(s) url…] (required, non-empty), "mode": "sequential" (default)
+//                      | "parallel", "timeout_ms": 1..60000, "on_failure": "pass" (default) | "drop"
+//                      | "dead_letter", "secret": string}
 //   route              [channel…]; each passes router::validate_channel
-//   webhook            {"uris": [uri…] (required), "secret": string}
+//   webhook            [{"name", "url" (http/https), "secret"?, "headers"? {name: value},
+//                      "max_in_flight"? 1..1024, "timeout_ms"? 1..300000}…]; names unique. The older
+//                      form {"uris": […], "secret"} is read as sinks named "0", "1", …
 //   publish_to_parent  bool
 //   order              [stage…], stages from validate, translate, delegate, route, webhook,
 //                      publish_to_parent, each at most once
@@ -102,7 +108,7 @@ enum class attribute : std::uint8_t {
   dedupe_window,
   max_payload_bytes,
   permissions,
-  schema,
+  validate,
   translate,
   delegate,
   route,
@@ -147,28 +153,45 @@ struct permission_lists {
   friend bool operator==(const permission_lists&, const permission_lists&) = default;
 };
 
-struct schema_spec {
-  std::vector<std::string> required;  // payload fields that must be present
+// The validate stage's spec (broker/pipeline/validate.h), minified; it compiled when parsed.
+struct validate_spec {
+  std::string json;
 
-  friend bool operator==(const schema_spec&, const schema_spec&) = default;
+  friend bool operator==(const validate_spec&, const validate_spec&) = default;
 };
 
+// The translate stage's spec (broker/pipeline/translate.h), minified; it compiled when parsed.
 struct translate_spec {
-  std::string json;  // the translate object, minified; its contents are not interpreted yet
+  std::string json;
 
   friend bool operator==(const translate_spec&, const translate_spec&) = default;
 };
 
+enum class failure_policy : std::uint8_t { pass, drop, dead_letter };
+
 struct delegate_spec {
-  std::vector<std::string> uris;
+  std::vector<std::string> uris;  // http:// or https://
   delegate_mode mode = delegate_mode::sequential;
+  std::optional<std::uint64_t> timeout_ms;  // per delegate call, 1..60000; unset = 2000
+  failure_policy on_failure = failure_policy::pass;
+  std::optional<std::string> secret;  // signs the requests; to_json writes it (redaction is the caller's job)
 
   friend bool operator==(const delegate_spec&, const delegate_spec&) = default;
 };
 
-struct webhook_spec {
-  std::vector<std::string> uris;
+struct webhook_sink {
+  std::string name;  // unique within the attribute
+  std::string url;   // http:// or https://
   std::optional<std::string> secret;  // HMAC key; to_json writes it (redaction is the caller's job)
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::optional<std::uint64_t> max_in_flight;  // 1..1024; unset = the dispatcher's default
+  std::optional<std::uint64_t> timeout_ms;     // 1..300000; unset = the dispatcher's default
+
+  friend bool operator==(const webhook_sink&, const webhook_sink&) = default;
+};
+
+struct webhook_spec {
+  std::vector<webhook_sink> sinks;
 
   friend bool operator==(const webhook_spec&, const webhook_spec&) = default;
 };
@@ -187,7 +210,7 @@ struct channel_config {
   std::optional<std::chrono::milliseconds> dedupe_window;
   std::optional<std::uint64_t> max_payload_bytes;
   std::optional<permission_lists> permissions;
-  std::optional<schema_spec> schema;
+  std::optional<validate_spec> validate;
   std::optional<translate_spec> translate;
   std::optional<delegate_spec> delegate;
   std::optional<std::vector<std::string>> route;

@@ -29,6 +29,11 @@ bool router::producer::try_submit(unsigned shard, command& cmd) {
 
 void router::start(std::function<void()> wake_consumer) {
   _wake_consumer = std::move(wake_consumer);
+  // Each shard publishes routed events (route, publish_to_parent) on other shards' channels
+  // through a producer of its own, so the router stays single-producer per queue.
+  if (_shards.size() > 1) {
+    for (auto& s : _shards) s->set_peer_producer(&add_producer());
+  }
   for (auto& s : _shards) s->start(!_opts.inline_shards);
   _started = true;
 }
@@ -83,6 +88,15 @@ shard_stats router::snapshot() const {
     total.channels += one.channels;
     total.channels_expired += one.channels_expired;
     total.durable_open += one.durable_open;
+    total.pipeline_rejected += one.pipeline_rejected;
+    total.routed += one.routed;
+    total.route_refused += one.route_refused;
+    total.parent_deliveries += one.parent_deliveries;
+    total.delegated += one.delegated;
+    total.delegate_dropped += one.delegate_dropped;
+    total.webhooks += one.webhooks;
+    total.filtered += one.filtered;
+    total.delegate_pending += one.delegate_pending;
   }
   // Every shard holds every subscription (patterns may match any shard's channels): count once.
   total.subscriptions = _shards.front()->snapshot().subscriptions;

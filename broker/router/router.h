@@ -29,6 +29,9 @@
 #include <vector>
 
 #include "broker/engine/engine.h"
+#include "broker/pipeline/filter.h"
+#include "broker/pipeline/pipeline.h"
+#include "broker/pipeline/route.h"
 
 namespace switchboard::router {
 
@@ -38,6 +41,58 @@ using conn_id = std::uint64_t;
 // batches made entirely of drop_oldest events (the transport may drop them whole); the transport
 // applies the policies (see broker/transport/backlog.h).
 enum class slow_policy : std::uint8_t { disconnect, drop_oldest, conflate, spill };
+
+// A channel's event pipeline as the router runs it (DESIGN.md "Channel configuration attributes";
+// docs/PIPELINE.md): the in-process stages and their order, and what the hook stages need.
+// Immutable once resolved; shared by every event that started under it, so a configuration change
+// applies to the next event while events already in a delegate finish under the old one.
+struct channel_pipeline {
+  pipeline::channel_stages stages;        // validate, translate and the order of every stage
+  std::vector<std::string> route;         // channels the event is also published to (own pipelines)
+  bool publish_to_parent = false;         // also deliver on a.b and a for a.b.c (no pipeline there)
+  std::size_t max_hops = pipeline::default_max_hops;
+  // Opaque to the router: handed to pipeline_hooks. Null = the stage has nothing to do.
+  std::shared_ptr<const void> delegate;
+  std::shared_ptr<const void> webhook;
+};
+
+// What a delegate answered for one event (pipeline_hooks::delegate).
+struct delegate_answer {
+  enum class action : std::uint8_t { pass, drop, dead_letter };
+  action act = action::pass;
+  std::string payload;                  // pass: the event to continue with
+  bool route = true;                    // false: skip the route stage for this event
+  bool publish_to_parent = true;        // false: skip publish_to_parent for this event
+  std::optional<std::vector<std::string>> webhook_sinks;  // set: only these sinks (by name)
+  std::string error;                    // why a delegate failed (even when the policy passed it)
+};
+
+// One event handed to the webhook stage (after it was numbered).
+struct webhook_event {
+  std::string_view channel;
+  std::uint64_t epoch = 0;
+  std::uint64_t seq = 0;
+  std::uint64_t time_ns = 0;
+  std::string_view payload;  // as it was when the event reached the webhook stage
+  const std::vector<std::string>* only_sinks = nullptr;  // a delegate's selection, or null = all
+};
+
+// The HTTP stages, performed off the shard threads by the server's sink workers (the router knows
+// neither libcurl nor the sinks: DESIGN.md dependency rules).
+// Concurrency: webhook() and delegate() are called from shard threads (each passes its index) and
+// must never block. delegate()'s `done` may run on any thread, exactly once.
+class pipeline_hooks {
+ public:
+  virtual ~pipeline_hooks() = default;
+  virtual void webhook(unsigned shard, const std::shared_ptr<const void>& spec, const webhook_event& e) = 0;
+  virtual void delegate(unsigned shard, const std::shared_ptr<const void>& spec, std::string_view channel,
+                        std::string payload, std::move_only_function<void(delegate_answer)> done) = 0;
+  // An event a delegate asked to dead-letter (or whose delegate failed under that policy).
+  virtual void dead_letter(std::string_view channel, std::string_view payload, std::string_view reason) = 0;
+  // An event the pipeline dropped or refused that nobody is told about otherwise (a routed copy
+  // refused by its target's validate, a delegate's drop): logged and counted by the server.
+  virtual void rejected(std::string_view channel, std::string_view code, std::string_view message) = 0;
+};
 
 // What the router needs to know about a channel, resolved from its configuration (own attributes,
 // inherited pattern attributes, broker defaults) by the policy_source.
@@ -53,6 +108,8 @@ struct channel_policy {
   // The channel has a configuration of its own (not only attributes inherited from patterns): it
   // stays in memory while idle (see router_options::channel_idle_ns).
   bool configured = false;
+  // Null: events pass through unchanged (the fast path).
+  std::shared_ptr<const channel_pipeline> pipeline;
 };
 
 // Resolves channel policies. Shards cache a channel's policy and re-resolve it when generation()
@@ -102,6 +159,7 @@ struct channel_stats {
   std::uint64_t last_seq = 0;
   std::uint64_t dropped = 0;
   bool durable = false;
+  std::uint64_t rejected = 0;  // refused by the channel's pipeline (validate, translate)
 };
 
 // Publish every valid PUB record in `records` (encoded protocol records, already validated by the
@@ -123,6 +181,8 @@ struct subscribe_command {
   bool policy_explicit = false;  // the subscriber chose `policy`; otherwise the channel's applies
   std::string tenant;            // the subscriber's principal, checked against subscribe_allow
   std::string principal;
+  // Only events whose payload matches (pipeline/filter.h); null = every event.
+  std::shared_ptr<const pipeline::compiled_filter> filter;
 };
 struct unsubscribe_command {
   conn_id conn = 0;
@@ -172,8 +232,19 @@ struct barrier {
   conn_id conn = 0;
   std::uint64_t token = 0;
 };
+// An event another shard's pipeline publishes on a channel of this one: a `route` copy (runs the
+// target's own pipeline; `path` holds the channels it went through) or a `publish_to_parent`
+// delivery (as_parent: numbered and delivered on the parent, no pipeline there).
+struct routed_publish {
+  std::string channel;
+  std::string payload;
+  std::uint64_t time_ns = 0;
+  std::vector<std::string> path;
+  std::uint32_t hops = 0;
+  bool as_parent = false;
+};
 using command = std::variant<publish_batch, subscribe_command, unsubscribe_command, drop_connection, barrier,
-                             direct_publish, stats_query, drop_report, wipe_history, expire_idle>;
+                             direct_publish, stats_query, drop_report, wipe_history, expire_idle, routed_publish>;
 
 // Encoded records for one connection (EVENT, PUBACK batches), or a barrier reply.
 struct outbound {
@@ -210,6 +281,8 @@ struct router_options {
   // pipelining the router with the transport. The single-writer rule is unchanged: only the
   // consumer thread touches shard state.
   bool inline_shards = false;
+  // The HTTP stages (delegate, webhook) and pipeline reports; null = those stages do nothing.
+  pipeline_hooks* hooks = nullptr;
 };
 
 struct shard_stats {
@@ -219,6 +292,18 @@ struct shard_stats {
   std::uint64_t subscriptions = 0;
   std::uint64_t channels_expired = 0;  // dropped from memory after channel_idle_ns
   std::uint64_t durable_open = 0;      // gauge: durable channels with their log open
+  // Pipeline (counters): events refused by validate/translate, routed copies published, route
+  // refusals (loop / hop limit), parent deliveries, events sent to / dropped by delegates,
+  // webhook hand-offs, events a subscriber filter kept from a subscriber.
+  std::uint64_t pipeline_rejected = 0;
+  std::uint64_t routed = 0;
+  std::uint64_t route_refused = 0;
+  std::uint64_t parent_deliveries = 0;
+  std::uint64_t delegated = 0;
+  std::uint64_t delegate_dropped = 0;
+  std::uint64_t webhooks = 0;
+  std::uint64_t filtered = 0;
+  std::uint64_t delegate_pending = 0;  // gauge: events waiting for a delegate
 };
 
 class shard;

@@ -67,11 +67,12 @@ std::optional<outbound> shard::try_take() {
 bool shard::has_output() const noexcept { return _threaded ? !_outbound.empty() : !_inline_out.empty(); }
 
 bool shard::quiescent() const noexcept {
-  return !has_work() && _in_flight.empty() && _opens_pending == 0 && !has_output();
+  return !has_work() && _in_flight.empty() && _opens_pending == 0 && _delegates_pending == 0 && !has_output();
 }
 
 bool shard::has_work() const noexcept {
-  return !_completions.empty() || !_opened.empty() || !_building.items.empty() ||
+  return !_completions.empty() || !_opened.empty() || !_building.items.empty() || !_route_overflow.empty() ||
+         _has_answers.load(std::memory_order_acquire) ||
          std::ranges::any_of(_inbound, [](const auto& q) { return !q->empty(); });
 }
 
@@ -81,7 +82,16 @@ shard_stats shard::snapshot() const noexcept {
           .channels = _channel_count.load(std::memory_order_relaxed),
           .subscriptions = _subscription_count.load(std::memory_order_relaxed),
           .channels_expired = _expired.load(std::memory_order_relaxed),
-          .durable_open = _durable_open.load(std::memory_order_relaxed)};
+          .durable_open = _durable_open.load(std::memory_order_relaxed),
+          .pipeline_rejected = _pipeline_rejected.load(std::memory_order_relaxed),
+          .routed = _routed.load(std::memory_order_relaxed),
+          .route_refused = _route_refused.load(std::memory_order_relaxed),
+          .parent_deliveries = _parent_deliveries.load(std::memory_order_relaxed),
+          .delegated = _delegated.load(std::memory_order_relaxed),
+          .delegate_dropped = _delegate_dropped.load(std::memory_order_relaxed),
+          .webhooks = _webhooks.load(std::memory_order_relaxed),
+          .filtered = _filtered.load(std::memory_order_relaxed),
+          .delegate_pending = _delegate_pending.load(std::memory_order_relaxed)};
 }
 
 // Pops and handles queued commands (bounded per queue per call) and applies log completions;
@@ -90,6 +100,8 @@ bool shard::drain_inputs() {
   constexpr int flush_every = 16;  // commands between hand-overs under sustained load
   bool worked = finish_opens();
   worked |= finish_durable();
+  worked |= finish_delegates();
+  worked |= flush_routes();
   if (const auto* p = _owner.options().policies) _policy_generation = p->generation();
   int since_flush = 0;
   for (auto& q : _inbound) {
@@ -122,16 +134,18 @@ void shard::run(std::stop_token st) {
     if (drain_inputs()) continue;
     submit_durable();
     flush_dirty();
-    const bool durable_idle = _in_flight.empty() && _building.items.empty() && _opens_pending == 0;
+    const bool durable_idle =
+        _in_flight.empty() && _building.items.empty() && _opens_pending == 0 && _delegates_pending == 0;
     if (st.stop_requested() && durable_idle) return;  // everything submitted was processed
     const auto seen = _wake.load(std::memory_order_seq_cst);
     _idle.store(true, std::memory_order_seq_cst);
-    const bool empty = _completions.empty() && _opened.empty() &&
+    const bool empty = _completions.empty() && _opened.empty() && !_has_answers.load(std::memory_order_seq_cst) &&
                        std::ranges::all_of(_inbound, [](const auto& q) { return q->empty(); });
-    // A batch the log refused (overloaded) is retried without sleeping.
-    if (empty && _building.items.empty() && !(st.stop_requested() && durable_idle)) {
+    // A batch the log refused (overloaded) and routed events a full queue refused are retried
+    // without sleeping.
+    if (empty && _building.items.empty() && _route_overflow.empty() && !(st.stop_requested() && durable_idle)) {
       _wake.wait(seen, std::memory_order_seq_cst);
-    } else if (!_building.items.empty()) {
+    } else if (!_building.items.empty() || !_route_overflow.empty()) {
       std::this_thread::yield();
     }
     _idle.store(false, std::memory_order_relaxed);
@@ -158,6 +172,9 @@ void shard::handle(command& cmd) {
           wipe(c);
         } else if constexpr (std::is_same_v<T, expire_idle>) {
           expire(c.now_ns);
+        } else if constexpr (std::is_same_v<T, routed_publish>) {
+          auto owner = std::make_shared<routed_publish>(std::move(c));
+          accept(owner->channel, {}, owner->payload, owner->time_ns, owner, ack_target{}, owner.get());
         } else if constexpr (std::is_same_v<T, drop_report>) {
           for (auto [serial, n] : c.tally) {
             if (auto it = _by_serial.find(serial); it != _by_serial.end()) it->second->dropped += n;
@@ -205,8 +222,9 @@ void shard::refresh_policy(channel_state& ch) {
   const auto& opts = _owner.options();
   if (opts.policies == nullptr) {
     if (ch.policy_generation == 0) return;
-    ch.policy = channel_policy{.durable = false, .slow = opts.default_slow,
-                               .max_payload_bytes = opts.max_payload_bytes, .dedupe_window_ns = 0};
+    ch.policy = channel_policy{};
+    ch.policy.slow = opts.default_slow;
+    ch.policy.max_payload_bytes = opts.max_payload_bytes;
     ch.policy_generation = 0;
     return;
   }
@@ -238,17 +256,18 @@ void shard::refresh_policy(channel_state& ch) {
 
 // Keeps a publish until the channel's log is open (or wiped); drop() can still find its ack.
 void shard::hold(channel_state& ch, std::string_view key, std::string_view payload, std::uint64_t time_ns,
-                 const std::shared_ptr<const void>& owner, ack_target&& ack) {
+                 const std::shared_ptr<const void>& owner, ack_target&& ack, const routed_publish* routed) {
   if (ch.held.empty()) {
     if (_holding.size() >= 1024) {  // prune channels that replayed since (amortised O(1))
       std::erase_if(_holding, [&](std::uint64_t serial) {
         auto it = _by_serial.find(serial);
-        return it == _by_serial.end() || it->second->held.empty();
+        return it == _by_serial.end() ||
+               (it->second->held.empty() && (!it->second->pending || it->second->pending->empty()));
       });
     }
     _holding.push_back(ch.serial);
   }
-  ch.held.push_back(channel_state::held_publish{key, payload, time_ns, owner, std::move(ack)});
+  ch.held.push_back(channel_state::held_publish{key, payload, time_ns, owner, std::move(ack), routed});
 }
 
 // Applies logs the engine opened: the channel continues its history, then its held publishes run.
@@ -297,7 +316,7 @@ void shard::finish_open(channel_state& ch, std::expected<event_log::position, st
     if (ch.unsynced == 0) finish_wipe(ch);
     return;
   }
-  for (auto& h : held) accept(ch.name, h.key, h.payload, h.time_ns, h.owner, std::move(h.ack));
+  for (auto& h : held) accept(ch.name, h.key, h.payload, h.time_ns, h.owner, std::move(h.ack), h.routed);
 }
 
 void shard::publish(const publish_batch& b) {
@@ -327,15 +346,15 @@ void shard::publish_direct(direct_publish& d) {
 }
 
 void shard::accept(std::string_view name, std::string_view key, std::string_view payload, std::uint64_t time_ns,
-                   const std::shared_ptr<const void>& owner, ack_target&& ack) {
+                   const std::shared_ptr<const void>& owner, ack_target&& ack, const routed_publish* routed) {
   channel_state& ch = channel(name);
   if (!ch.wipes.empty()) {  // numbered in the new history once the wipe is done
-    hold(ch, key, payload, time_ns, owner, std::move(ack));
+    hold(ch, key, payload, time_ns, owner, std::move(ack), routed);
     return;
   }
   refresh_policy(ch);
   if (ch.opening) {  // numbered once the engine has opened the log
-    hold(ch, key, payload, time_ns, owner, std::move(ack));
+    hold(ch, key, payload, time_ns, owner, std::move(ack), routed);
     return;
   }
   if (ch.policy_generation == ~std::uint64_t{0}) {
@@ -351,6 +370,25 @@ void shard::accept(std::string_view name, std::string_view key, std::string_view
   }
   ch.last_active_ns = std::max(ch.last_active_ns, time_ns);
   if (!key.empty() && ch.policy.dedupe_window_ns > 0 && dedupe(ch, key, time_ns, ack, owner)) return;
+  const bool as_parent = routed != nullptr && routed->as_parent;
+  if (ch.policy.pipeline && !as_parent) {
+    pipeline_event e;
+    e.pipe = ch.policy.pipeline;
+    e.key = key;
+    e.payload = payload;
+    e.owner = owner;
+    e.time_ns = time_ns;
+    e.ack = std::move(ack);
+    if (routed != nullptr) e.routed = std::static_pointer_cast<const routed_publish>(owner);
+    start_pipeline(ch, std::move(e));
+    return;
+  }
+  if (as_parent) bump(_parent_deliveries);
+  (void)commit(ch, key, payload, time_ns, owner, std::move(ack));
+}
+
+std::uint64_t shard::commit(channel_state& ch, std::string_view key, std::string_view payload, std::uint64_t time_ns,
+                            const std::shared_ptr<const void>& owner, ack_target&& ack) {
   const std::uint64_t seq = ++ch.seq;
   ++ch.published;
   bump(_published);
@@ -362,7 +400,7 @@ void shard::accept(std::string_view name, std::string_view key, std::string_view
   if (!ch.policy.durable || ch.log_id == 0) {
     deliver(ch, seq, time_ns, payload);
     acknowledge(ack, ch, seq, false);
-    return;
+    return seq;
   }
   if (_building.owners.empty() || _building.owners.back() != owner) _building.owners.push_back(owner);
   _building.entries.push_back(
@@ -371,6 +409,7 @@ void shard::accept(std::string_view name, std::string_view key, std::string_view
                                         .ack = std::move(ack), .ack_only = false});
   ++ch.unsynced;
   if (_building.items.size() >= _owner.options().max_durable_batch) submit_durable();
+  return seq;
 }
 
 // True when `key` was seen inside the window: the publish is acknowledged with the first seq.
@@ -416,7 +455,13 @@ void shard::rebuild_matches(channel_state& ch) {
 void shard::deliver(channel_state& ch, std::uint64_t seq, std::uint64_t time_ns, std::string_view payload) {
   const auto& opts = _owner.options();
   if (ch.generation != _generation) rebuild_matches(ch);
+  std::size_t delivered = 0;
   for (subscriber* s : ch.matches) {
+    if (s->filter && !s->filter->matches(payload, _cx)) {
+      bump(_filtered);
+      continue;
+    }
+    ++delivered;
     connection_out& out = *s->out;
     proto::frame_writer(out.buf).write(proto::event{
         .sub_id = s->sub_id, .epoch = ch.epoch, .seq = seq, .time_ns = time_ns, .channel = ch.name, .payload = payload});
@@ -431,8 +476,8 @@ void shard::deliver(channel_state& ch, std::uint64_t seq, std::uint64_t time_ns,
     mark_dirty(out);
     if (out.buf.size() >= opts.flush_bytes) flush(out);
   }
-  ch.delivered += ch.matches.size();
-  bump(_delivered, ch.matches.size());
+  ch.delivered += delivered;
+  bump(_delivered, delivered);
 }
 
 void shard::acknowledge(const ack_target& ack, const channel_state& ch, std::uint64_t seq, bool duplicate) {
@@ -570,7 +615,7 @@ void shard::finish_wipe(channel_state& ch) {
   for (auto& r : replies) r->set_value(result);
   auto held = std::move(ch.held);
   ch.held.clear();
-  for (auto& h : held) accept(ch.name, h.key, h.payload, h.time_ns, h.owner, std::move(h.ack));
+  for (auto& h : held) accept(ch.name, h.key, h.payload, h.time_ns, h.owner, std::move(h.ack), h.routed);
 }
 
 // Applies completed log batches: deliver, then acknowledge. True if any completed.
@@ -616,7 +661,10 @@ bool shard::finish_durable() {
 // (as of its cached policy: one configured since comes back with it on the next publish), nothing
 // waiting for the log, no wipe in progress.
 bool shard::may_expire(channel_state& ch) {
-  if (ch.unsynced != 0 || ch.opening || !ch.wipes.empty() || !ch.held.empty() || ch.policy.configured) return false;
+  if (ch.unsynced != 0 || ch.opening || !ch.wipes.empty() || !ch.held.empty() || ch.policy.configured ||
+      (ch.pending && !ch.pending->empty())) {
+    return false;
+  }
   if (ch.generation != _generation) rebuild_matches(ch);
   return ch.matches.empty();
 }
@@ -680,7 +728,8 @@ void shard::subscribe(subscribe_command& c) {
                                                        .pattern = std::move(c.pattern),
                                                        .out = &out,
                                                        .tenant = std::move(c.tenant),
-                                                       .principal = std::move(c.principal)});
+                                                       .principal = std::move(c.principal),
+                                                       .filter = std::move(c.filter)});
   (void)_trie.insert(it->second->pattern, it->second.get());
   ++_generation;
   bump(_subscription_count);
@@ -709,9 +758,17 @@ void shard::drop(conn_id conn) {
   for (auto& batch : _in_flight) forget(batch);
   std::erase_if(_holding, [&](std::uint64_t serial) {
     auto it = _by_serial.find(serial);
-    if (it == _by_serial.end() || it->second->held.empty()) return true;  // replayed since
-    for (auto& h : it->second->held) {
+    if (it == _by_serial.end()) return true;
+    auto& ch = *it->second;
+    const bool pending = ch.pending && !ch.pending->empty();
+    if (ch.held.empty() && !pending) return true;  // replayed / answered since
+    for (auto& h : ch.held) {
       if (h.ack.conn == conn && !h.ack.reply) h.ack = ack_target{};
+    }
+    if (pending) {
+      for (auto& e : *ch.pending) {
+        if (e.ack.conn == conn && !e.ack.reply) e.ack = ack_target{};
+      }
     }
     return false;
   });
@@ -736,7 +793,8 @@ void shard::report_stats(stats_query& q) {
                                 .subscribers = ch.matches.size(),
                                 .last_seq = ch.seq,
                                 .dropped = ch.dropped,
-                                .durable = ch.log_id != 0 && ch.policy.durable});
+                                .durable = ch.log_id != 0 && ch.policy.durable,
+                                .rejected = ch.rejected});
   }
   q.reply->set_value(std::move(out));
 }

@@ -20,6 +20,7 @@
 #include <cstdint>
 #include <deque>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <unordered_map>
@@ -57,6 +58,8 @@ class shard {
   // Inline mode, consumer thread: nothing queued, nothing waiting for the log, no output.
   [[nodiscard]] bool quiescent() const noexcept;
   [[nodiscard]] shard_stats snapshot() const noexcept;
+  // Before start(), with more than one shard: the producer this shard submits routed events with.
+  void set_peer_producer(router::producer* p) noexcept { _peer = p; }
 
  private:
   struct connection_out;
@@ -70,6 +73,7 @@ class shard {
     connection_out* out = nullptr;
     std::string tenant;
     std::string principal;
+    std::shared_ptr<const pipeline::compiled_filter> filter;  // null = every event
   };
   struct connection_out {
     conn_id conn = 0;
@@ -86,6 +90,28 @@ class shard {
     std::uint32_t request_id = 0;
     bool wanted = false;
     std::shared_ptr<std::promise<publish_reply>> reply;
+  };
+  // One event on its way through a channel's pipeline (see pipeline_run.cc).
+  struct pipeline_event {
+    std::shared_ptr<const channel_pipeline> pipe;  // the configuration it started under
+    std::string_view key, payload;                 // payload: the current version
+    std::shared_ptr<const void> owner;             // keeps key and payload alive
+    std::uint64_t time_ns = 0;
+    ack_target ack;
+    std::shared_ptr<const routed_publish> routed;  // a route copy: its path and hops; null = published here
+    std::size_t next = 0;                          // the order position to run from
+    enum class state : std::uint8_t { ready, waiting, dropped } st = state::ready;
+    std::uint64_t ticket = 0;                      // matches a delegate's answer
+    bool route = true, parents = true;             // a delegate may switch them off for this event
+    std::optional<std::vector<std::string>> sinks;  // a delegate's webhook selection
+    bool webhook = false;                          // reached the webhook stage
+    std::string_view webhook_payload;              // the payload there (kept alive by webhook_owner)
+    std::shared_ptr<const void> webhook_owner;
+  };
+  enum class run_result : std::uint8_t { finished, waiting, paused };
+  struct delegated {
+    std::uint64_t serial = 0, ticket = 0;
+    delegate_answer answer;
   };
   // Idempotency key -> seq, and the keys in arrival order for expiry.
   struct dedupe_window {
@@ -121,8 +147,14 @@ class shard {
       std::uint64_t time_ns = 0;
       std::shared_ptr<const void> owner;
       ack_target ack;
+      const routed_publish* routed = nullptr;  // kept alive by owner
     };
     std::vector<held_publish> held;
+    // Events in the channel's pipeline that wait for a delegate, and the events behind them (a
+    // channel numbers its events in arrival order). Allocated on the first such event.
+    std::unique_ptr<std::deque<pipeline_event>> pending;
+    std::uint64_t next_ticket = 0;
+    std::uint64_t rejected = 0;
     // Dedupe window (allocated on the first key: most channels never use one, and a channel's
     // footprint decides how many idle calls fit in memory).
     std::unique_ptr<dedupe_window> dedupe;
@@ -150,7 +182,21 @@ class shard {
   void publish(const publish_batch& b);
   void publish_direct(direct_publish& d);
   void accept(std::string_view channel, std::string_view key, std::string_view payload, std::uint64_t time_ns,
-              const std::shared_ptr<const void>& owner, ack_target&& ack);
+              const std::shared_ptr<const void>& owner, ack_target&& ack, const routed_publish* routed = nullptr);
+  // Numbers an accepted event and delivers it (or queues it for the log); returns its seq.
+  std::uint64_t commit(channel_state& ch, std::string_view key, std::string_view payload, std::uint64_t time_ns,
+                       const std::shared_ptr<const void>& owner, ack_target&& ack);
+  // The pipeline (pipeline_run.cc).
+  void start_pipeline(channel_state& ch, pipeline_event&& e);
+  run_result run_pipeline(channel_state& ch, pipeline_event& e, bool front);
+  void finish_pipeline(channel_state& ch, pipeline_event& e);
+  void perform_route(channel_state& ch, pipeline_event& e);
+  void perform_parents(channel_state& ch, pipeline_event& e);
+  void send_routed(routed_publish&& r);
+  void drain_pending(channel_state& ch);
+  bool finish_delegates();
+  bool flush_routes();
+  void route_error(channel_state& ch, const std::string& event_json, std::uint64_t time_ns);
   void deliver(channel_state& ch, std::uint64_t seq, std::uint64_t time_ns, std::string_view payload);
   void acknowledge(const ack_target& ack, const channel_state& ch, std::uint64_t seq, bool duplicate);
   void refuse(const ack_target& ack, std::string_view code, std::string_view message);
@@ -171,7 +217,7 @@ class shard {
   };
   bool finish_opens();
   void hold(channel_state& ch, std::string_view key, std::string_view payload, std::uint64_t time_ns,
-            const std::shared_ptr<const void>& owner, ack_target&& ack);
+            const std::shared_ptr<const void>& owner, ack_target&& ack, const routed_publish* routed = nullptr);
   void finish_open(channel_state& ch, std::expected<event_log::position, std::string>& result);
   [[nodiscard]] bool may_expire(channel_state& ch);
   void subscribe(subscribe_command& c);
@@ -197,6 +243,15 @@ class shard {
   common::spsc_queue<opened_log> _opened;
   std::size_t _opens_pending = 0;  // shard thread: open_async requests not yet finished
   std::vector<std::uint64_t> _holding;  // serials of channels that may hold publishes (pruned lazily)
+  // Pipeline: the stages' working state, the producer for other shards (routes, parents), routed
+  // commands a full queue refused (retried in order), and delegate answers (from sink threads).
+  pipeline::context _cx;
+  router::producer* _peer = nullptr;
+  std::deque<std::pair<unsigned, command>> _route_overflow;
+  std::mutex _answers_mutex;  // delegate answers only: never on a plain channel's publish path
+  std::vector<delegated> _answers;
+  std::atomic<bool> _has_answers{false};
+  std::size_t _delegates_pending = 0;
   std::atomic<bool> _idle{false};
   std::atomic<std::uint32_t> _wake{0};
   std::jthread _thread;
@@ -227,6 +282,8 @@ class shard {
   std::atomic<std::uint64_t> _subscription_count{0};
   std::atomic<std::uint64_t> _expired{0};
   std::atomic<std::uint64_t> _durable_open{0};
+  std::atomic<std::uint64_t> _pipeline_rejected{0}, _routed{0}, _route_refused{0}, _parent_deliveries{0},
+      _delegated{0}, _delegate_dropped{0}, _webhooks{0}, _filtered{0}, _delegate_pending{0};
 };
 
 }  // namespace switchboard::router

@@ -51,6 +51,8 @@ std::expected<void, admin::api_error> submit_until(router::router::producer& pro
 // HTTP status of an ERR code a publish can end with (docs/ADMIN_API.md).
 int publish_status(std::string_view code) {
   if (code == "payload_too_large") return 413;
+  if (code == "invalid_event") return 422;      // the channel's validate/translate refused it
+  if (code == "event_dropped") return 409;      // its delegate dropped or dead-lettered it
   if (code == "store_full") return 507;
   return 503;
 }
@@ -469,6 +471,18 @@ std::string broker_control::metrics() {
   counter("channels", "Channels in the router's memory.", r.channels, "gauge");
   counter("channels_expired_total", "Channels dropped from memory after --channel-idle-s.", r.channels_expired);
   counter("durable_logs_open", "Durable channels in memory with their log open.", r.durable_open, "gauge");
+  counter("pipeline_rejected_total", "Events refused by a channel's validate or translate stage.", r.pipeline_rejected);
+  counter("pipeline_routed_total", "Copies published on other channels by the route stage.", r.routed);
+  counter("pipeline_route_refused_total", "Routes refused for a loop or the hop limit (error events published).",
+          r.route_refused);
+  counter("pipeline_parent_deliveries_total", "Events delivered on parent channels by publish_to_parent.",
+          r.parent_deliveries);
+  counter("pipeline_delegated_total", "Events handed to a channel's delegates.", r.delegated);
+  counter("pipeline_delegate_dropped_total", "Events dropped or dead-lettered at the delegate stage.",
+          r.delegate_dropped);
+  counter("pipeline_delegate_pending", "Events waiting for a delegate's answer.", r.delegate_pending, "gauge");
+  counter("pipeline_webhook_events_total", "Events handed to the webhook stage.", r.webhooks);
+  counter("subscriber_filtered_total", "Events a subscriber's filter kept from it.", r.filtered);
   out += "# HELP switchboard_shard_channels Channels in memory per router shard.\n"
          "# TYPE switchboard_shard_channels gauge\n";
   for (unsigned shard = 0; shard < _p.rt.shards(); ++shard) {

@@ -20,6 +20,7 @@
 #include "broker/router/router.h"
 #include "broker/router/topic.h"
 #include "broker/server/broker_control.h"
+#include "broker/server/channel_pipelines.h"
 #include "broker/server/info_api.h"
 #include "broker/server/media_layer.h"
 #include "broker/server/system_publisher.h"
@@ -60,20 +61,23 @@ class registry_policies final : public router::policy_source {
   router::channel_policy lookup(std::string_view channel) const override {
     const auto eff = _registry.snapshot()->effective(channel);
     const auto& c = eff.config;
+    const auto max_payload = static_cast<std::size_t>(c.max_payload_bytes.value_or(1 << 20));
     return router::channel_policy{
         .durable = c.durable.value_or(false),
         .slow = to_router(c.slow_consumer.value_or(channels::slow_consumer_policy::disconnect)),
-        .max_payload_bytes = static_cast<std::size_t>(c.max_payload_bytes.value_or(1 << 20)),
+        .max_payload_bytes = max_payload,
         .dedupe_window_ns = c.dedupe_window ? static_cast<std::uint64_t>(
                                                   std::chrono::nanoseconds(*c.dedupe_window).count())
                                             : 0,
         .subscribe_allow = c.permissions ? c.permissions->subscribe : std::vector<std::string>{"*"},
-        .configured = std::ranges::any_of(eff.sources, [](const std::string& s) { return s == "channel"; })};
+        .configured = std::ranges::any_of(eff.sources, [](const std::string& s) { return s == "channel"; }),
+        .pipeline = _pipelines.get(c, max_payload)};
   }
   std::uint64_t generation() const noexcept override { return _registry.generation(); }
 
  private:
   const channels::config_registry& _registry;
+  mutable pipeline_cache _pipelines;
 };
 
 // Forwards a shard's "channel synced up to seq" to the durable consumer manager.

@@ -323,7 +323,7 @@ void message_handler::subscribe(session& s, const proto::subscribe& sub) {
       s.id, sub.sub_id, std::string(sub.pattern),
       options->policy == overflow_policy::drop_oldest ? router::slow_policy::drop_oldest
                                                       : router::slow_policy::disconnect,
-      options->policy_explicit, s.who.tenant, s.who.name}});
+      options->policy_explicit, s.who.tenant, s.who.name, options->filter}});
   _link.barrier(s.id, router_link::barrier_kind::suback, sub.sub_id);
 }
 

@@ -38,7 +38,7 @@ std::expected<std::string, std::string> raw_value(simdjson::ondemand::value v) {
 std::expected<sub_options, std::string> parse_sub_options(simdjson::ondemand::parser& parser,
                                                                  std::string_view text,
                                                                  overflow_policy default_policy) {
-  sub_options out{default_policy, false, {}, {}};
+  sub_options out{default_policy, false, {}, {}, nullptr};
   if (text.find_first_not_of(" \t\r\n") == std::string_view::npos) return out;
   simdjson::padded_string padded(text);
   simdjson::ondemand::document doc;
@@ -83,8 +83,16 @@ std::expected<sub_options, std::string> parse_sub_options(simdjson::ondemand::pa
       return std::unexpected(fmt::format("unknown option \"{}\"", key));
     }
   }
-  if (out.durable.empty() && !out.spec_members.empty()) {
-    return std::unexpected(fmt::format("option \"{}\" needs option durable", out.spec_members.front().first));
+  if (out.durable.empty()) {
+    // A live subscription's filter runs in the router (pipeline/filter.h); ack and start need a
+    // durable subscription.
+    for (auto it = out.spec_members.begin(); it != out.spec_members.end();) {
+      if (it->first != "filter") return std::unexpected(fmt::format("option \"{}\" needs option durable", it->first));
+      auto compiled = pipeline::filter_spec::compile(it->second, "filter");
+      if (!compiled) return std::unexpected(compiled.error().message);
+      if (!compiled->empty()) out.filter = std::make_shared<const pipeline::compiled_filter>(std::move(*compiled));
+      it = out.spec_members.erase(it);
+    }
   }
   return out;
 }

@@ -8,11 +8,13 @@
 
 #include <cstdint>
 #include <expected>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
 
+#include "broker/pipeline/filter.h"
 #include "broker/transport/backlog.h"
 
 namespace switchboard::transport {
@@ -23,11 +25,15 @@ struct sub_options {
   std::string durable;  // durable subscription name, empty for a live subscription
   // Raw JSON of the durable subscription's "ack", "start" and "filter" members, when given.
   std::vector<std::pair<std::string_view, std::string>> spec_members;
+  // A live subscription's "filter" (pipeline/filter.h), compiled; null = every event. A durable
+  // subscription's filter stays in spec_members (its spec, broker/durable/subscription_spec.h).
+  std::shared_ptr<const pipeline::compiled_filter> filter;
 };
 
 // Parses `text` (empty or whitespace = no options). Errors are the messages the client sees in ERR
 // invalid_options: not JSON, not an object, an unknown or repeated member, a wrongly typed value,
-// "ack"/"start"/"filter" without "durable".
+// "ack"/"start" without "durable", a live "filter" that does not compile (pipeline/filter.h's
+// messages, e.g. `attribute "filter.data.from" must be a string, …`).
 [[nodiscard]] std::expected<sub_options, std::string> parse_sub_options(simdjson::ondemand::parser& parser,
                                                                         std::string_view text,
                                                                         overflow_policy default_policy);

@@ -3,6 +3,7 @@
 //   switchboard-cli [GLOBAL OPTIONS] pub TOPIC [PAYLOAD|-] [--count N]
 //   switchboard-cli [GLOBAL OPTIONS] sub PATTERN [--count N] [--timeout S]
 //                   [--durable NAME [--ack none|at_least_once] [--start new|all|seq:N|time:T]]
+//                   [--filter JSON]
 //   switchboard-cli [GLOBAL OPTIONS] channels list|get|put|patch|delete ...
 //   switchboard-cli [GLOBAL OPTIONS] subscriptions list|get|create|delete ...
 //   switchboard-cli [GLOBAL OPTIONS] history CHANNEL [--from-seq N] [--limit N]
@@ -234,7 +235,9 @@ int run_sub(const global_options& g, const std::vector<std::string>& args) {
       "timeout,t", po::value<double>()->default_value(0), "exit 1 if the events have not arrived after S seconds (0 = never)")(
       "durable", po::value<std::string>(), "attach to (or create) the durable subscription NAME")(
       "ack", po::value<std::string>(), "ack policy when --durable creates it: none | at_least_once")(
-      "start", po::value<std::string>(), "start when --durable creates it: new | all | seq:N | time:RFC3339");
+      "start", po::value<std::string>(), "start when --durable creates it: new | all | seq:N | time:RFC3339")(
+      "filter", po::value<std::string>(),
+      "only events whose JSON payload matches, e.g. '{\"data.call_sid\":\"CA1\"}' (docs/PIPELINE.md)");
   po::options_description hidden;
   hidden.add_options()("pattern", po::value<std::string>());
   po::options_description all;
@@ -276,6 +279,17 @@ int run_sub(const global_options& g, const std::vector<std::string>& args) {
     }
   } else if (vm.count("ack") || vm.count("start")) {
     throw usage_error{"sub: --ack and --start need --durable"};
+  }
+  if (vm.count("filter")) {
+    // A JSON object given by the user, passed as the value of the "filter" option: the broker
+    // parses and checks it (a bad one is refused with ERR invalid_options and the reason).
+    std::string filter = vm["filter"].as<std::string>();
+    const auto first = filter.find_first_not_of(" \t\r\n");
+    if (first == std::string::npos || filter[first] != '{') throw usage_error{"sub: --filter must be a JSON object"};
+    std::string& extra = sub_options.extra_json;
+    if (!extra.empty()) extra += ',';
+    extra += "\"filter\":";
+    extra += filter;
   }
 
   auto c = connect(g);
@@ -339,7 +353,7 @@ const char* usage_text =
     "usage: switchboard-cli [--url U] [--admin-url A] [--token T] [--connect-timeout S] [--json] COMMAND ...\n"
     "  pub TOPIC [PAYLOAD|-] [--count N]             publish (PAYLOAD '-' = stdin) and wait for the answers\n"
     "  sub PATTERN [--count N] [--timeout S]         print events (JSON lines when piped or --json)\n"
-    "      [--durable NAME [--ack none|at_least_once] [--start new|all|seq:N|time:T]]\n"
+    "      [--durable NAME [--ack none|at_least_once] [--start new|all|seq:N|time:T]] [--filter JSON]\n"
     "  channels list | get NAME | delete NAME        channel configs and stats (admin API)\n"
     "  channels put|patch NAME JSON|-                set a channel or pattern config\n"
     "  subscriptions list | get NAME | delete NAME   durable subscriptions\n"
@@ -359,6 +373,7 @@ const std::map<std::string, std::string> command_help = {
     {"sub",
      "usage: switchboard-cli [GLOBAL OPTIONS] sub PATTERN [--count N] [--timeout S]\n"
      "           [--durable NAME [--ack none|at_least_once] [--start new|all|seq:N|time:RFC3339]]\n"
+     "           [--filter JSON]   only events whose payload matches (docs/PIPELINE.md)\n"
      "Prints one JSON line per event: {\"channel\":...,\"seq\":N,\"data\":...}. PATTERN may use '*' (one\n"
      "token) and '>' (the rest). --count N exits after N events; --timeout S exits 1 when they have not\n"
      "arrived after S seconds. --durable NAME attaches to (or creates) a durable subscription and\n"

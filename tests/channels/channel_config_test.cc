@@ -42,11 +42,13 @@ class channel_config_test : public ::testing::Test {
     "dedupe_window": "500ms",
     "max_payload_bytes": 65536,
     "permissions": {"publish": ["acme", "svc-token"], "subscribe": ["*"]},
-    "schema": {"required": ["call_sid", "status"]},
+    "validate": {"required": ["call_sid", "status"]},
     "translate": {"rename": {"from": "caller"}, "drop": ["debug"]},
-    "delegate": {"uris": ["https://a.example/enrich", "https://b.example/x"], "mode": "parallel"},
+    "delegate": {"uris": ["https://a.example/enrich", "https://b.example/x"], "mode": "parallel",
+                 "timeout_ms": 250, "on_failure": "dead_letter", "secret": "d"},
     "route": ["acme.audit", "acme.calls.all"],
-    "webhook": {"uris": ["https://hooks.example/in"], "secret": "s3cret"},
+    "webhook": [{"name": "crm", "url": "https://hooks.example/in", "secret": "s3cret",
+                 "headers": {"X-Team": "voice"}, "max_in_flight": 4, "timeout_ms": 1500}],
     "publish_to_parent": false,
     "order": ["translate", "validate", "route"]
   })";
@@ -66,17 +68,26 @@ TEST_F(channel_config_test, parses_every_attribute) {
   ASSERT_TRUE(c.permissions);
   EXPECT_EQ(c.permissions->publish, (std::vector<std::string>{"acme", "svc-token"}));
   EXPECT_EQ(c.permissions->subscribe, (std::vector<std::string>{"*"}));
-  ASSERT_TRUE(c.schema);
-  EXPECT_EQ(c.schema->required, (std::vector<std::string>{"call_sid", "status"}));
+  ASSERT_TRUE(c.validate);
+  EXPECT_EQ(c.validate->json, R"({"required":["call_sid","status"]})");
   ASSERT_TRUE(c.translate);
   EXPECT_EQ(c.translate->json, R"({"rename":{"from":"caller"},"drop":["debug"]})");
   ASSERT_TRUE(c.delegate);
   EXPECT_EQ(c.delegate->uris, (std::vector<std::string>{"https://a.example/enrich", "https://b.example/x"}));
   EXPECT_EQ(c.delegate->mode, delegate_mode::parallel);
+  EXPECT_EQ(c.delegate->timeout_ms, 250u);
+  EXPECT_EQ(c.delegate->on_failure, failure_policy::dead_letter);
+  EXPECT_EQ(c.delegate->secret, "d");
   EXPECT_EQ(c.route, (std::vector<std::string>{"acme.audit", "acme.calls.all"}));
   ASSERT_TRUE(c.webhook);
-  EXPECT_EQ(c.webhook->uris, (std::vector<std::string>{"https://hooks.example/in"}));
-  EXPECT_EQ(c.webhook->secret, "s3cret");
+  ASSERT_EQ(c.webhook->sinks.size(), 1u);
+  const webhook_sink& sink = c.webhook->sinks[0];
+  EXPECT_EQ(sink.name, "crm");
+  EXPECT_EQ(sink.url, "https://hooks.example/in");
+  EXPECT_EQ(sink.secret, "s3cret");
+  EXPECT_EQ(sink.headers, (std::vector<std::pair<std::string, std::string>>{{"X-Team", "voice"}}));
+  EXPECT_EQ(sink.max_in_flight, 4u);
+  EXPECT_EQ(sink.timeout_ms, 1500u);
   EXPECT_EQ(c.publish_to_parent, false);
   EXPECT_EQ(c.order, (std::vector<stage>{stage::translate, stage::validate, stage::route}));
   EXPECT_TRUE(c.cleared.none());
@@ -90,16 +101,18 @@ TEST_F(channel_config_test, empty_object_sets_nothing) {
 }
 
 TEST_F(channel_config_test, nested_fields_are_optional_and_defaulted) {
-  const channel_config c = parse_ok(R"({"retention":{},"permissions":{"publish":[]},"delegate":{"uris":[]},
-                                        "webhook":{"uris":["u"]},"schema":{}})");
+  const channel_config c = parse_ok(R"({"retention":{},"permissions":{"publish":[]},"delegate":{"uris":["http://d"]},
+                                        "webhook":[{"name":"a","url":"http://u"}],"validate":{}})");
   EXPECT_EQ(c.retention, retention_policy{});
   EXPECT_EQ(c.permissions->publish, std::vector<std::string>{});    // nobody
   EXPECT_EQ(c.permissions->subscribe, std::vector<std::string>{"*"});  // absent = anyone
   EXPECT_FALSE(c.permissions->may_publish("acme"));
   EXPECT_TRUE(c.permissions->may_subscribe("acme"));
   EXPECT_EQ(c.delegate->mode, delegate_mode::sequential);
-  EXPECT_FALSE(c.webhook->secret.has_value());
-  EXPECT_TRUE(c.schema->required.empty());
+  EXPECT_EQ(c.delegate->on_failure, failure_policy::pass);
+  EXPECT_FALSE(c.delegate->timeout_ms.has_value());
+  EXPECT_FALSE(c.webhook->sinks[0].secret.has_value());
+  EXPECT_EQ(c.validate->json, "{}");
 }
 
 TEST_F(channel_config_test, permissions_match_names_or_anyone) {
@@ -186,10 +199,11 @@ TEST_F(channel_config_test, unknown_attributes) {
   expect_error(R"({"durable": true, "Durable": true})", 422, "unknown_attribute", R"(unknown attribute "Durable")");
   expect_error(R"({"retention": {"max_size": 1}})", 422, "unknown_attribute", R"(unknown attribute "retention.max_size")");
   expect_error(R"({"permissions": {"admin": []}})", 422, "unknown_attribute", R"(unknown attribute "permissions.admin")");
-  expect_error(R"({"delegate": {"uris": [], "timeout": 3}})", 422, "unknown_attribute",
+  expect_error(R"({"delegate": {"uris": ["http://u"], "timeout": 3}})", 422, "unknown_attribute",
                R"(unknown attribute "delegate.timeout")");
-  expect_error(R"({"webhook": {"uris": [], "retries": 3}})", 422, "unknown_attribute",
-               R"(unknown attribute "webhook.retries")");
+  expect_error(R"({"webhook": [{"name": "a", "url": "http://u", "retries": 3}]})", 422, "unknown_attribute",
+               R"(unknown attribute "webhook[0].retries")");
+  expect_error(R"({"validate": {"types": {}}})", 422, "unknown_attribute", R"(unknown attribute "validate.types")");
   expect_error(R"({"schema": {"types": {}}})", 422, "unknown_attribute", R"(unknown attribute "schema.types")");
   // Names are quoted as printable ASCII.
   expect_error("{\"a\\\"b\\u0001\\u00e9\": 1}", 422, "unknown_attribute", R"(unknown attribute "a\"b\x01\xc3\xa9")");
@@ -215,15 +229,35 @@ TEST_F(channel_config_test, wrong_types) {
                  R"(attribute "permissions.publish" must be an array of non-empty strings)");
   expect_invalid(R"({"permissions": {"subscribe": ["acme", ""]}})",
                  R"(attribute "permissions.subscribe" must be an array of non-empty strings)");
-  expect_invalid(R"({"schema": {"required": ["a", 1]}})", R"(attribute "schema.required" must be an array of non-empty strings)");
-  expect_invalid(R"({"schema": []})", R"(attribute "schema" must be an object)");
+  expect_invalid(R"({"validate": {"required": ["a", 1]}})", R"(attribute "validate.required[1]" must be a string)");
+  expect_invalid(R"({"schema": {"required": {"a": "text"}}})",
+                 R"(attribute "schema.required.a" must be one of string, number, integer, boolean, object, array, null, any)");
+  expect_invalid(R"({"validate": []})", R"(attribute "validate" must be an object)");
+  expect_invalid(R"({"schema": {}, "validate": {}})",
+                 R"(attribute "validate" repeats "validate" ("schema" is its older name): give one)");
   expect_invalid(R"({"translate": []})", R"(attribute "translate" must be an object)");
   expect_invalid(R"({"delegate": {"mode": "parallel"}})", R"(attribute "delegate.uris" is required)");
-  expect_invalid(R"({"delegate": {"uris": ["u"], "mode": "random"}})",
+  expect_invalid(R"({"delegate": {"uris": ["http://u"], "mode": "random"}})",
                  R"(attribute "delegate.mode" must be one of sequential, parallel)");
   expect_invalid(R"({"delegate": {"uris": "u"}})", R"(attribute "delegate.uris" must be an array of non-empty strings)");
+  expect_invalid(R"({"delegate": {"uris": []}})", R"(attribute "delegate.uris" must not be empty)");
+  expect_invalid(R"({"delegate": {"uris": ["ftp://x"]}})", R"(attribute "delegate.uris[0]" must be an http:// or https:// URL)");
+  expect_invalid(R"({"delegate": {"uris": ["http://u"], "timeout_ms": 0}})",
+                 R"(attribute "delegate.timeout_ms" must be between 1 and 60000)");
+  expect_invalid(R"({"delegate": {"uris": ["http://u"], "on_failure": "retry"}})",
+                 R"(attribute "delegate.on_failure" must be one of pass, drop, dead_letter)");
   expect_invalid(R"({"webhook": {"secret": "s"}})", R"(attribute "webhook.uris" is required)");
   expect_invalid(R"({"webhook": {"uris": ["u"], "secret": 5}})", R"(attribute "webhook.secret" must be a string)");
+  expect_invalid(R"({"webhook": 5})", R"(attribute "webhook" must be an array of sinks)");
+  expect_invalid(R"({"webhook": [{"url": "http://u"}]})", R"(attribute "webhook[0].name" is required)");
+  expect_invalid(R"({"webhook": [{"name": "a"}]})", R"(attribute "webhook[0].url" is required)");
+  expect_invalid(R"({"webhook": [{"name": "a", "url": "u"}]})", R"(attribute "webhook[0].url" must be an http:// or https:// URL)");
+  expect_invalid(R"({"webhook": [{"name": "a", "url": "http://u"}, {"name": "a", "url": "http://v"}]})",
+                 R"(attribute "webhook[1].name" repeats sink "a")");
+  expect_invalid(R"({"webhook": [{"name": "a", "url": "http://u", "headers": {"X-A": "1\r\nX: 2"}}]})",
+                 R"(attribute "webhook[0].headers.X-A" must be a string without line breaks)");
+  expect_invalid(R"({"webhook": [{"name": "a", "url": "http://u", "max_in_flight": 0}]})",
+                 R"(attribute "webhook[0].max_in_flight" must be between 1 and 1024)");
   expect_invalid(R"({"route": "acme.audit"})", R"(attribute "route" must be an array)");
   expect_invalid(R"({"route": ["acme.audit", 5]})", R"(attribute "route[1]" must be a channel name)");
   expect_invalid(R"({"route": ["acme.audit", "acme.*"]})",
@@ -285,7 +319,7 @@ TEST_F(channel_config_test, round_trips_through_json) {
   EXPECT_EQ(parse_ok(json), c) << json;
   EXPECT_EQ(to_json(parse_ok(json)), json);
 
-  const channel_config patch = parse_ok(R"({"durable":null,"webhook":{"uris":["x"]},"order":null})", parse_mode::patch);
+  const channel_config patch = parse_ok(R"({"durable":null,"webhook":[{"name":"x","url":"http://x"}],"order":null})", parse_mode::patch);
   EXPECT_EQ(parse_ok(to_json(patch), parse_mode::patch), patch);
 
   // Strings with quotes, backslashes, control characters and UTF-8 survive.
@@ -339,8 +373,9 @@ TEST_F(channel_config_test, validate_config_checks_configs_built_in_code) {
   c.translate = translate_spec{"[1]"};
   EXPECT_EQ(validate_config(c).error().message, R"(attribute "translate" must be an object)");
   c = {};
-  c.webhook = webhook_spec{{""}, std::nullopt};
-  EXPECT_EQ(validate_config(c).error().message, R"(attribute "webhook.uris" must be an array of non-empty strings)");
+  c.webhook = webhook_spec{{webhook_sink{.name = "", .url = "http://u", .secret = {}, .headers = {},
+                                         .max_in_flight = {}, .timeout_ms = {}}}};
+  EXPECT_EQ(validate_config(c).error().message, R"(attribute "webhook[0].name" is required)");
 }
 
 TEST_F(channel_config_test, attribute_names_round_trip) {

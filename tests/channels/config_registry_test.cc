@@ -59,18 +59,18 @@ TEST_F(config_registry_test, an_empty_registry_gives_the_defaults) {
   EXPECT_EQ(e.config.route, std::vector<std::string>{});
   EXPECT_EQ(e.config.publish_to_parent, false);
   EXPECT_EQ(e.config.order, default_stage_order());
-  EXPECT_FALSE(e.config.conflate_key || e.config.schema || e.config.translate || e.config.delegate || e.config.webhook);
+  EXPECT_FALSE(e.config.conflate_key || e.config.validate || e.config.translate || e.config.delegate || e.config.webhook);
   for (const std::string& s : e.sources) EXPECT_EQ(s, "default");
 
   EXPECT_EQ(effective_to_json(e),
             R"({"name":"acme.calls.CA1","config":{"durable":false,"retention":{},"slow_consumer":"disconnect",)"
             R"("conflate_key":null,"dedupe_window":"0s","max_payload_bytes":4096,)"
-            R"("permissions":{"publish":["*"],"subscribe":["*"]},"schema":null,"translate":null,"delegate":null,)"
+            R"("permissions":{"publish":["*"],"subscribe":["*"]},"validate":null,"translate":null,"delegate":null,)"
             R"("route":[],"webhook":null,"publish_to_parent":false,)"
-            R"("order":["validate","translate","delegate","route","webhook","publish_to_parent"]},)"
+            R"("order":["validate","delegate","translate","route","webhook","publish_to_parent"]},)"
             R"("sources":{"durable":"default","retention":"default","slow_consumer":"default",)"
             R"("conflate_key":"default","dedupe_window":"default","max_payload_bytes":"default",)"
-            R"("permissions":"default","schema":"default","translate":"default","delegate":"default",)"
+            R"("permissions":"default","validate":"default","translate":"default","delegate":"default",)"
             R"("route":"default","webhook":"default","publish_to_parent":"default","order":"default"}})");
 }
 
@@ -131,7 +131,7 @@ TEST_F(config_registry_test, the_most_specific_pattern_wins_per_attribute) {
                   "route":["r.root"],"order":["route"]})");
   put_ok("acme.>", R"({"dedupe_window":"2s","max_payload_bytes":2,"publish_to_parent":false,"route":["r.acme"]})");
   put_ok("acme.calls.>", R"({"max_payload_bytes":3,"route":["r.calls_rest"],"schema":{"required":["x"]}})");
-  put_ok("acme.calls.*", R"({"route":["r.calls_star"],"webhook":{"uris":["u"]}})");
+  put_ok("acme.calls.*", R"({"route":["r.calls_star"],"webhook":{"uris":["http://u"]}})");
   put_ok("acme.*.CA1", R"({"route":["r.star_ca1"],"conflate_key":"k1"})");
   put_ok("*.calls.CA1", R"({"conflate_key":"k0"})");
 
@@ -141,7 +141,7 @@ TEST_F(config_registry_test, the_most_specific_pattern_wins_per_attribute) {
   EXPECT_EQ(e.source(attribute::route), "acme.*.CA1");
   EXPECT_EQ(e.config.route, std::vector<std::string>{"r.star_ca1"});
   EXPECT_EQ(e.source(attribute::webhook), "acme.calls.*");
-  EXPECT_EQ(e.source(attribute::schema), "acme.calls.>");
+  EXPECT_EQ(e.source(attribute::validate), "acme.calls.>");
   EXPECT_EQ(e.source(attribute::max_payload_bytes), "acme.calls.>");
   EXPECT_EQ(e.config.max_payload_bytes, 3u);
   EXPECT_EQ(e.source(attribute::dedupe_window), "acme.>");

@@ -179,7 +179,7 @@ TEST_F(cli_admin_test, channels_put_get_list_delete_round_trip) {
   ASSERT_EQ(put.code, 0) << put.err;
   EXPECT_EQ(put.err, "");
   EXPECT_EQ(put.out,
-            R"({"name":"cli.calls.>","config":{"durable":true,"retention":{"max_events":10},"slow_consumer":null,"conflate_key":null,"dedupe_window":null,"max_payload_bytes":null,"permissions":null,"schema":null,"translate":null,"delegate":null,"route":null,"webhook":null,"publish_to_parent":null,"order":null},"sources":{"durable":"pattern","retention":"pattern","slow_consumer":"unset","conflate_key":"unset","dedupe_window":"unset","max_payload_bytes":"unset","permissions":"unset","schema":"unset","translate":"unset","delegate":"unset","route":"unset","webhook":"unset","publish_to_parent":"unset","order":"unset"}})" "\n");
+            R"({"name":"cli.calls.>","config":{"durable":true,"retention":{"max_events":10},"slow_consumer":null,"conflate_key":null,"dedupe_window":null,"max_payload_bytes":null,"permissions":null,"validate":null,"translate":null,"delegate":null,"route":null,"webhook":null,"publish_to_parent":null,"order":null},"sources":{"durable":"pattern","retention":"pattern","slow_consumer":"unset","conflate_key":"unset","dedupe_window":"unset","max_payload_bytes":"unset","permissions":"unset","validate":"unset","translate":"unset","delegate":"unset","route":"unset","webhook":"unset","publish_to_parent":"unset","order":"unset"}})" "\n");
 
   const auto get = run({"channels", "get", "cli.calls.>"});
   ASSERT_EQ(get.code, 0) << get.err;
@@ -189,7 +189,7 @@ TEST_F(cli_admin_test, channels_put_get_list_delete_round_trip) {
   const auto patch = run({"channels", "patch", "cli.calls.CA1", "-"}, R"({"slow_consumer":"drop_oldest"})");
   ASSERT_EQ(patch.code, 0) << patch.err;
   EXPECT_EQ(patch.out,
-            R"({"name":"cli.calls.CA1","config":{"durable":true,"retention":{"max_events":10},"slow_consumer":"drop_oldest","conflate_key":null,"dedupe_window":"0s","max_payload_bytes":1048576,"permissions":{"publish":["*"],"subscribe":["*"]},"schema":null,"translate":null,"delegate":null,"route":[],"webhook":null,"publish_to_parent":false,"order":["validate","translate","delegate","route","webhook","publish_to_parent"]},"sources":{"durable":"cli.calls.>","retention":"cli.calls.>","slow_consumer":"channel","conflate_key":"default","dedupe_window":"default","max_payload_bytes":"default","permissions":"default","schema":"default","translate":"default","delegate":"default","route":"default","webhook":"default","publish_to_parent":"default","order":"default"}})" "\n");
+            R"({"name":"cli.calls.CA1","config":{"durable":true,"retention":{"max_events":10},"slow_consumer":"drop_oldest","conflate_key":null,"dedupe_window":"0s","max_payload_bytes":1048576,"permissions":{"publish":["*"],"subscribe":["*"]},"validate":null,"translate":null,"delegate":null,"route":[],"webhook":null,"publish_to_parent":false,"order":["validate","delegate","translate","route","webhook","publish_to_parent"]},"sources":{"durable":"cli.calls.>","retention":"cli.calls.>","slow_consumer":"channel","conflate_key":"default","dedupe_window":"default","max_payload_bytes":"default","permissions":"default","validate":"default","translate":"default","delegate":"default","route":"default","webhook":"default","publish_to_parent":"default","order":"default"}})" "\n");
 
   const auto list = run({"channels", "list"});
   ASSERT_EQ(list.code, 0) << list.err;

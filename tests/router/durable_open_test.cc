@@ -128,7 +128,7 @@ TEST(durable_open_test, the_shard_keeps_serving_while_a_log_opens_and_held_publi
     return true;
   };
 
-  submit(subscribe_command{1, 1, ">", slow_policy::disconnect, false, "tenant", "principal"});
+  submit(subscribe_command{1, 1, ">", slow_policy::disconnect, false, "tenant", "principal", nullptr});
   publish("dur.calls", 3);   // its log is opening: held
   publish("live.ticks", 2);  // another channel on the same shard: delivered at once
   ASSERT_TRUE(wait_for([&] { return events["live.ticks"].size() == 2; })) << "the shard waited for the open";

@@ -117,8 +117,8 @@ class router_test : public ::testing::TestWithParam<bool> {
 
 TEST_P(router_test, events_reach_matching_subscribers_in_order_across_shards) {
   make(3);
-  submit_all(subscribe_command{1, 7, "a.>", slow_policy::disconnect, false, "tenant", "principal"});
-  submit_all(subscribe_command{3, 1, "a.*", slow_policy::drop_oldest, false, "tenant", "principal"});
+  submit_all(subscribe_command{1, 7, "a.>", slow_policy::disconnect, false, "tenant", "principal", nullptr});
+  submit_all(subscribe_command{3, 1, "a.*", slow_policy::drop_oldest, false, "tenant", "principal", nullptr});
   sync(1);
   const std::vector<std::string> channels{"a.x", "a.y", "a.z", "a.w", "b.x"};
   constexpr int rounds = 50;
@@ -145,7 +145,7 @@ TEST_P(router_test, events_reach_matching_subscribers_in_order_across_shards) {
 
 TEST_P(router_test, producer_on_its_own_thread_and_consumer_here) {
   make(2);
-  submit_all(subscribe_command{1, 1, ">", slow_policy::disconnect, false, "tenant", "principal"});
+  submit_all(subscribe_command{1, 1, ">", slow_policy::disconnect, false, "tenant", "principal", nullptr});
   sync(1);
   constexpr int batches = 400;
   std::atomic<bool> done{false};
@@ -174,9 +174,9 @@ TEST_P(router_test, producer_on_its_own_thread_and_consumer_here) {
 
 TEST_P(router_test, unsubscribe_and_drop_connection_stop_delivery) {
   make(2);
-  submit_all(subscribe_command{1, 1, "c.>", slow_policy::disconnect, false, "tenant", "principal"});
-  submit_all(subscribe_command{1, 2, "c.d", slow_policy::disconnect, false, "tenant", "principal"});
-  submit_all(subscribe_command{3, 1, "c.d", slow_policy::disconnect, false, "tenant", "principal"});
+  submit_all(subscribe_command{1, 1, "c.>", slow_policy::disconnect, false, "tenant", "principal", nullptr});
+  submit_all(subscribe_command{1, 2, "c.d", slow_policy::disconnect, false, "tenant", "principal", nullptr});
+  submit_all(subscribe_command{3, 1, "c.d", slow_policy::disconnect, false, "tenant", "principal", nullptr});
   sync(1);
   publish(2, batch_of({"c.d"}, 1, false));
   sync(1);
@@ -194,7 +194,7 @@ TEST_P(router_test, unsubscribe_and_drop_connection_stop_delivery) {
 
 TEST_P(router_test, unvalidated_batch_skips_bad_records) {
   make(1);
-  submit_all(subscribe_command{1, 1, ">", slow_policy::disconnect, false, "tenant", "principal"});
+  submit_all(subscribe_command{1, 1, ">", slow_policy::disconnect, false, "tenant", "principal", nullptr});
   sync(1);
   publish(2, batch_of({"ok", "bad..name", "fine"}, 1, true), /*prevalidated=*/false);
   sync(1);
@@ -204,7 +204,7 @@ TEST_P(router_test, unvalidated_batch_skips_bad_records) {
 
 TEST_P(router_test, stop_processes_everything_already_submitted) {
   make(2);
-  submit_all(subscribe_command{1, 1, "s", slow_policy::disconnect, false, "tenant", "principal"});
+  submit_all(subscribe_command{1, 1, "s", slow_policy::disconnect, false, "tenant", "principal", nullptr});
   sync(1);
   publish(2, batch_of({"s"}, 30, false));
   // Drain concurrently while stop() runs: shards may wait for room in their output queues.
@@ -227,7 +227,7 @@ TEST_P(router_test, idle_channels_expire_and_come_back_under_a_new_epoch) {
   constexpr std::uint64_t second = 1'000'000'000;
   _broker_epoch_only = false;
   make(2, second);
-  submit_all(subscribe_command{1, 1, "keep.>", slow_policy::disconnect, false, "tenant", "principal"});
+  submit_all(subscribe_command{1, 1, "keep.>", slow_policy::disconnect, false, "tenant", "principal", nullptr});
   publish(2, batch_of({"keep.a", "gone.a", "gone.b"}, 3, false));  // published at t = 1 ns
   auto recent = batch_of({"busy.a"}, 1, false);
   submit_all(publish_batch{2, recent, *recent, 2 * second + second / 2, true});
@@ -242,7 +242,7 @@ TEST_P(router_test, idle_channels_expire_and_come_back_under_a_new_epoch) {
   EXPECT_EQ(_router->snapshot().channels_expired, 2u);
 
   // gone.a comes back: numbered from 1 again, under an epoch that is not the old one.
-  submit_all(subscribe_command{3, 1, "gone.a", slow_policy::disconnect, false, "tenant", "principal"});
+  submit_all(subscribe_command{3, 1, "gone.a", slow_policy::disconnect, false, "tenant", "principal", nullptr});
   publish(2, batch_of({"gone.a"}, 2, false));
   sync(2);
   sync(3);
