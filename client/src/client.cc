@@ -489,17 +489,19 @@ struct client::impl {
     ph = phase::connected;
     backoff = std::chrono::milliseconds(0);
     is_connected.store(true, std::memory_order_release);
+    if (!reconnected) {
+      // Before connect() returns (finish_handshake): a close() right after it must see the
+      // session up and send its PING barrier.
+      std::lock_guard lk(mu);
+      direct_ok = true;
+    }
     if (first_session) {
       first_session = false;
       finish_handshake(std::nullopt);
     } else {
       reconnect_count.fetch_add(1, std::memory_order_relaxed);
     }
-    if (!reconnected) {
-      std::lock_guard lk(mu);
-      direct_ok = true;
-      return;
-    }
+    if (!reconnected) return;
     // Re-send SUB for every live subscription, before any unsent publish.
     std::string out;
     proto::frame_writer w(out);
