@@ -67,6 +67,52 @@ struct header {
   std::uint8_t warmup;  // 1 = readiness probe, not counted
 };
 
+// --json-payload: the header as 34 hex digits in member "h" of a JSON object.
+constexpr std::string_view json_prefix = R"({"h":")";
+constexpr std::size_t json_header_digits = 34;
+constexpr std::size_t json_min_size = json_prefix.size() + json_header_digits + 9;  // ","p":""}
+
+void write_json_payload(std::string& buf, const header& h) {
+  static constexpr char digits[] = "0123456789abcdef";
+  unsigned char raw[17];
+  std::memcpy(raw, &h.ts_ns, 8);
+  std::memcpy(raw + 8, &h.seq, 8);
+  raw[16] = h.warmup;
+  char* out = buf.data() + json_prefix.size();
+  for (unsigned char b : raw) {
+    *out++ = digits[b >> 4];
+    *out++ = digits[b & 0xf];
+  }
+}
+
+std::string make_json_payload(std::size_t size) {
+  std::string buf(json_prefix);
+  buf.append(json_header_digits, '0');
+  buf += R"(","p":")";
+  buf.append(size > json_min_size ? size - json_min_size : 0, 'x');
+  buf += "\"}";
+  return buf;
+}
+
+// The header of a --json-payload event (found by its member name, so a translate that keeps "h"
+// may reorder or add members); a zero header (not counted) when it is missing.
+header read_json_payload(std::string_view payload) {
+  header h{0, 0, 1};
+  const auto at = payload.find(json_prefix.substr(1));
+  if (at == std::string_view::npos || at + json_prefix.size() - 1 + json_header_digits > payload.size()) return h;
+  const char* in = payload.data() + at + json_prefix.size() - 1;
+  unsigned char raw[17];
+  for (auto& b : raw) {
+    auto nibble = [](char c) { return static_cast<unsigned char>(c <= '9' ? c - '0' : c - 'a' + 10); };
+    b = static_cast<unsigned char>(nibble(in[0]) << 4 | nibble(in[1]));
+    in += 2;
+  }
+  std::memcpy(&h.ts_ns, raw, 8);
+  std::memcpy(&h.seq, raw + 8, 8);
+  h.warmup = raw[16];
+  return h;
+}
+
 struct sub_stats {
   std::atomic<std::uint64_t> n{0}, warm{0};
   std::atomic<std::int64_t> last_ns{0};
@@ -146,6 +192,9 @@ struct bench_options {
   double rate = 0;
   double connect_timeout_s = 5;
   bool json_only = false;
+  // --json-payload: the header travels hex-encoded in a JSON object, so channels with a pipeline
+  // (validate, translate) can process the events: {"h":"<34 hex>","p":"xx…"} padded to --size.
+  bool json_payload = false;
   // durable mode
   bool durable = false, durable_sub = false;
   long batch = 128;  // max unacknowledged publishes in flight
@@ -261,6 +310,7 @@ std::string json_escape(const std::string& s) {
 
 const char* usage =
     "usage: switchboard-bench [--url U] [--subs N] [--msgs M] [--size B>=17] [--rate R] [--channel C]\n"
+    "                         [--json-payload]   (the header hex-encoded in a JSON object, for pipelines)\n"
     "                         [--tag T] [--connect-timeout S] [--token T] [--json-only]\n"
     "                         [--durable --admin-url http://H:P [--batch K] [--durable-sub]]\n"
     "       switchboard-bench --version\n";
@@ -278,6 +328,10 @@ int main(int argc, char** argv) {
       }
       if (k == "--durable") {
         o.durable = true;
+        continue;
+      }
+      if (k == "--json-payload") {
+        o.json_payload = true;
         continue;
       }
       if (k == "--durable-sub") {
@@ -405,7 +459,7 @@ int main(int argc, char** argv) {
         so.extra_json =
             "\"durable\":\"" + durable_names.back() + R"(","ack":{"policy":"at_least_once"},"start":"new")";
       }
-      auto cb = [s, lat_mode, acker, dedupe](const switchboard::event_view& ev) {
+      auto cb = [s, lat_mode, acker, dedupe, json = o.json_payload](const switchboard::event_view& ev) {
         if (acker) acker->ack(ev);
         if (dedupe) {
           if (ev.seq <= s->last_seq) {
@@ -415,7 +469,11 @@ int main(int argc, char** argv) {
           s->last_seq = ev.seq;
         }
         header h{};
-        std::memcpy(&h, ev.payload.data(), std::min(sizeof h, ev.payload.size()));
+        if (json) {
+          h = read_json_payload(ev.payload);
+        } else {
+          std::memcpy(&h, ev.payload.data(), std::min(sizeof h, ev.payload.size()));
+        }
         if (h.warmup) {
           s->warm.fetch_add(1, std::memory_order_relaxed);
           return;
@@ -436,11 +494,16 @@ int main(int argc, char** argv) {
       subscriptions.push_back(std::move(*sub));
     }
 
-    std::string buf(static_cast<std::size_t>(o.size), 'x');
+    std::string buf = o.json_payload ? make_json_payload(static_cast<std::size_t>(o.size))
+                                     : std::string(static_cast<std::size_t>(o.size), 'x');
     header h{0, 0, 1};
     auto publish = [&] {
       errs.check();
-      std::memcpy(buf.data(), &h, sizeof h);
+      if (o.json_payload) {
+        write_json_payload(buf, h);
+      } else {
+        std::memcpy(buf.data(), &h, sizeof h);
+      }
       if (!o.durable) {
         if (auto ok = pub->publish(o.channel, buf); !ok)
           throw std::runtime_error("publish: " + ok.error().message);
