@@ -51,6 +51,16 @@ po::options_description describe(options& o) {
        "how often retention limits are enforced (0 = never)")
       ("channel-idle-s", po::value(&o.channel_idle_s)->default_value(o.channel_idle_s),
        "drop a channel from memory after this long without traffic, subscribers or own config (0 = never)")
+      ("webhook-max-attempts", po::value(&o.webhook_max_attempts)->default_value(o.webhook_max_attempts),
+       "attempts per webhook delivery (the first included) before it is dead-lettered")
+      ("webhook-initial-backoff-ms", po::value(&o.webhook_initial_backoff_ms)->default_value(o.webhook_initial_backoff_ms),
+       "wait before a webhook's first retry; doubled per retry, full jitter")
+      ("webhook-retry-budget-s", po::value(&o.webhook_retry_budget_s)->default_value(o.webhook_retry_budget_s),
+       "how long a webhook delivery may keep retrying before it is dead-lettered")
+      ("webhook-breaker-failures", po::value(&o.webhook_breaker_failures)->default_value(o.webhook_breaker_failures),
+       "consecutive failures that open a webhook sink's circuit breaker (0 = no breaker)")
+      ("webhook-breaker-open-ms", po::value(&o.webhook_breaker_open_ms)->default_value(o.webhook_breaker_open_ms),
+       "how long an open breaker waits before one probe request")
       ("log-level", po::value(&o.log_level)->default_value(o.log_level),
        "trace | debug | info | warn | error | off")
       ("log-format", po::value(&o.log_format)->default_value(o.log_format),

@@ -31,6 +31,10 @@ using json_writer = rapidjson::Writer<rapidjson::StringBuffer>;
 constexpr std::chrono::seconds idle_wait{5};
 // Poll interval while the output queue is full (try_take() also wakes the manager).
 constexpr std::chrono::milliseconds output_poll{10};
+// Keys of kind::dead_letters that the pipeline writes (the webhook sink, broker/webhook/dead_letter.h,
+// and the delegate stage, broker/server/pipeline_sinks.cc): not ours, left out of the listing and
+// never taken by a subscription redrive.
+bool pipeline_dead_letter(std::string_view key) { return key.starts_with("webhook/") || key.starts_with("delegate/"); }
 
 void put(json_writer& w, std::string_view s) {
   w.String(s.data(), static_cast<rapidjson::SizeType>(s.size()));
@@ -1101,6 +1105,7 @@ std::expected<std::string, manager_error> consumer_manager::dead_letters() {
   if (!all) return std::unexpected(store_failed(all.error()));
   std::string out = "[";
   for (const auto& [id, value] : *all) {
+    if (pipeline_dead_letter(id)) continue;  // the pipeline's (docs/WEBHOOKS.md, docs/DELEGATES.md)
     if (out.size() > 1) out += ',';
     out += value;
   }
@@ -1112,7 +1117,7 @@ std::expected<dead_letter, manager_error> consumer_manager::take_dead_letter(std
   std::lock_guard lock(_mutex);  // one taker at a time, so a dead letter is redriven once
   auto stored = _store.get_config(store::kind::dead_letters, id);
   if (!stored) return std::unexpected(store_failed(stored.error()));
-  if (!stored->has_value()) {
+  if (!stored->has_value() || pipeline_dead_letter(id)) {
     return std::unexpected(
         manager_error{404, "not_found", "dead letter " + quote_name(id) + " does not exist"});
   }

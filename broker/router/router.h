@@ -92,6 +92,8 @@ class pipeline_hooks {
   // An event the pipeline dropped or refused that nobody is told about otherwise (a routed copy
   // refused by its target's validate, a delegate's drop): logged and counted by the server.
   virtual void rejected(std::string_view channel, std::string_view code, std::string_view message) = 0;
+  // The shard is about to go idle: hand over anything buffered for it (never blocks).
+  virtual void idle(unsigned /*shard*/) {}
 };
 
 // What the router needs to know about a channel, resolved from its configuration (own attributes,

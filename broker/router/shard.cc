@@ -125,6 +125,7 @@ bool shard::step() {
   while (drain_inputs()) worked = true;
   submit_durable();
   flush_dirty();
+  if (auto* hooks = _owner.options().hooks; hooks != nullptr && worked) hooks->idle(_index);
   return worked;
 }
 
@@ -137,6 +138,7 @@ void shard::run(std::stop_token st) {
     const bool durable_idle =
         _in_flight.empty() && _building.items.empty() && _opens_pending == 0 && _delegates_pending == 0;
     if (st.stop_requested() && durable_idle) return;  // everything submitted was processed
+    if (auto* hooks = _owner.options().hooks) hooks->idle(_index);
     const auto seen = _wake.load(std::memory_order_seq_cst);
     _idle.store(true, std::memory_order_seq_cst);
     const bool empty = _completions.empty() && _opened.empty() && !_has_answers.load(std::memory_order_seq_cst) &&

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "broker/pipeline/stage_order.h"
+#include "broker/server/pipeline_sinks.h"
 
 namespace switchboard::server {
 
@@ -56,8 +57,8 @@ std::shared_ptr<const router::channel_pipeline> build(const channels::channel_co
   p->stages.max_output_bytes = max_payload_bytes;
   if (c.route) p->route = *c.route;
   p->publish_to_parent = c.publish_to_parent.value_or(false);
-  if (c.delegate) p->delegate = std::make_shared<const channels::delegate_spec>(*c.delegate);
-  if (c.webhook && !c.webhook->sinks.empty()) p->webhook = std::make_shared<const channels::webhook_spec>(*c.webhook);
+  if (c.delegate) p->delegate = bind_delegate(*c.delegate, max_payload_bytes);
+  if (c.webhook && !c.webhook->sinks.empty()) p->webhook = bind_webhook(*c.webhook);
   return p;
 }
 

@@ -1,7 +1,7 @@
 // Builds the router's channel_pipeline (router.h) from a channel's effective configuration:
 // compiles validate and translate, resolves the order, and carries route, publish_to_parent and
-// the delegate/webhook attributes (as channels::delegate_spec / channels::webhook_spec, opaque to
-// the router and read back by the sink hooks, broker/server/pipeline_sinks.h).
+// the delegate/webhook attributes (bound by broker/server/pipeline_sinks.h: opaque to the router,
+// read back by the sink hooks).
 //
 // Operation: shards resolve a channel's policy when they first see it and after every config
 // change, so a pattern such as `acme.calls.>` is resolved once per call channel. The cache keys a

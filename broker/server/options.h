@@ -57,6 +57,15 @@ struct options {
   // new history under a new epoch. 0 = never (memory grows with every channel ever used). Shorter
   // frees memory sooner; channels that come back cost a policy lookup (and a log reopen) again.
   std::uint32_t channel_idle_s = 300;
+  // Webhook delivery (docs/WEBHOOKS.md; every default and its trade-off in
+  // broker/webhook/dispatcher.h): attempts per delivery, the first retry's wait (doubled per retry,
+  // full jitter), how long a delivery may keep retrying, and consecutive failures that open a sink's
+  // circuit breaker (0 = no breaker) for webhook_breaker_open_ms.
+  std::uint32_t webhook_max_attempts = 12;
+  std::uint32_t webhook_initial_backoff_ms = 1000;
+  std::uint32_t webhook_retry_budget_s = 3600;
+  std::uint32_t webhook_breaker_failures = 5;
+  std::uint32_t webhook_breaker_open_ms = 30'000;
   // trace, debug, info, warn, error, off.
   std::string log_level = "info";
   // "text" (spdlog's default pattern) or "json" (one object per line: time, level, logger, thread,

@@ -23,6 +23,7 @@
 #include "broker/server/channel_pipelines.h"
 #include "broker/server/info_api.h"
 #include "broker/server/media_layer.h"
+#include "broker/server/pipeline_sinks.h"
 #include "broker/server/system_publisher.h"
 #include "broker/engine/local_engine.h"
 #include "broker/store/store.h"
@@ -132,6 +133,7 @@ struct server::impl {
   std::unique_ptr<durable::consumer_manager> consumers;
   std::vector<std::unique_ptr<router::sync_listener>> listeners;
   std::atomic<transport::transport*> wake_target{nullptr};
+  std::unique_ptr<pipeline_sinks> sinks;  // the router's pipeline hooks: outlives it
   std::unique_ptr<router::router> rt;
   std::unique_ptr<transport::transport> tp;
   std::unique_ptr<broker_control> control;
@@ -249,6 +251,21 @@ std::expected<std::unique_ptr<server>, start_error> server::start(const options&
   ro.policies = p->policies.get();
   ro.log = p->log.get();
   ro.channel_idle_ns = std::uint64_t{opts.channel_idle_s} * 1'000'000'000;
+  {
+    auto sinks = pipeline_sinks::create(pipeline_sinks::parts{
+        .st = *p->st, .registry = *p->registry, .shards = ro.shards, .webhook_options = [&] {
+          webhook::dispatcher_options w;
+          w.max_attempts = std::max<std::uint32_t>(1, opts.webhook_max_attempts);
+          w.initial_backoff = std::chrono::milliseconds(opts.webhook_initial_backoff_ms);
+          w.retry_budget = std::chrono::seconds(opts.webhook_retry_budget_s);
+          w.breaker_failures = opts.webhook_breaker_failures;
+          w.breaker_open_time = std::chrono::milliseconds(opts.webhook_breaker_open_ms);
+          return w;
+        }()});
+    if (!sinks) return std::unexpected(start_error{sinks.error()});
+    p->sinks = std::move(*sinks);
+    ro.hooks = p->sinks.get();
+  }
   for (unsigned i = 0; i < ro.shards; ++i) {
     p->listeners.push_back(std::make_unique<consumer_notifier>(p->consumers->add_notifier()));
     ro.sync_listeners.push_back(p->listeners.back().get());
@@ -294,6 +311,7 @@ std::expected<std::unique_ptr<server>, start_error> server::start(const options&
   if (auto started = p->consumers->start(); !started) {
     return std::unexpected(start_error{"cannot load durable subscriptions: " + started.error().message});
   }
+  p->sinks->start();
   p->rt->start([t] { t->wake(); });
   p->tp->start();
   p->running = true;
@@ -333,6 +351,11 @@ std::expected<std::unique_ptr<server>, start_error> server::start(const options&
   p->info = std::make_unique<info_api>(broker_facts{
       .store = opts.memory ? "memory" : "rocksdb", .shards = ro.shards, .inline_shards = ro.inline_shards});
   modules.push_back(p->info->module());
+  {
+    auto webhooks = p->sinks->admin_module();
+    webhooks.metrics = [sinks = p->sinks.get()] { return sinks->metrics(); };
+    modules.push_back(std::move(webhooks));
+  }
   auto admin = admin::admin_server::start(ao, p->tokens, *p->control, {}, std::move(modules));
   if (!admin) {
     auto s = std::unique_ptr<server>(new server(std::move(p)));
@@ -392,7 +415,8 @@ void server::stop() {
   _impl->tp->stop_accepting();             // no new work reaches the router
   _impl->rt->stop();                       // shards finish what they were given (and its log writes)
   _impl->consumers->stop();                // durable subscriptions save their cursors
-  _impl->tp->stop();                       // all output is sent, the socket closed
+  _impl->tp->stop();                       // all output is sent, the socket closed (inline shards: quiescent)
+  _impl->sinks->stop();                    // webhooks not delivered yet are dead-lettered
   _impl->st->stop();                       // the store writes what is queued
 }
 
