@@ -1,6 +1,7 @@
 #include "broker/router/router.h"
 
 #include <algorithm>
+#include <chrono>
 
 #include "broker/router/shard.h"
 #include "broker/router/topic.h"
@@ -104,5 +105,24 @@ shard_stats router::snapshot() const {
 }
 
 shard_stats router::shard_snapshot(unsigned shard) const { return _shards.at(shard)->snapshot(); }
+
+std::string router::latency_metrics() const {
+  std::vector<const common::histogram<common::latency_bounds_s.size()>*> parts;
+  for (const auto& s : _shards) parts.push_back(&s->latency());
+  return common::histogram<common::latency_bounds_s.size()>::render(
+      "switchboard_publish_deliver_seconds",
+      "Publish to deliver latency (accept to the EVENT queued for the network; durable: after the group commit), "
+      "sampled one event in 64.",
+      parts);
+}
+
+std::uint64_t router::stalled_ns() const {
+  const auto now = static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                                  std::chrono::steady_clock::now().time_since_epoch())
+                                                  .count());
+  std::uint64_t worst = 0;
+  for (const auto& s : _shards) worst = std::max(worst, s->stalled_ns(now));
+  return worst;
+}
 
 }  // namespace switchboard::router

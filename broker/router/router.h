@@ -306,6 +306,7 @@ struct shard_stats {
   std::uint64_t webhooks = 0;
   std::uint64_t filtered = 0;
   std::uint64_t delegate_pending = 0;  // gauge: events waiting for a delegate
+  std::uint64_t queue_depth = 0;       // gauge: commands waiting in the shard's inbound queues
 };
 
 class shard;
@@ -362,6 +363,13 @@ class router {
   [[nodiscard]] shard_stats snapshot() const;
   // One shard's (index < shards()).
   [[nodiscard]] shard_stats shard_snapshot(unsigned shard) const;
+  // Publish -> deliver latency (accept time to the EVENT record being queued for the transport;
+  // for durable channels that includes the group commit), sampled one event in 64 per shard, as a
+  // Prometheus histogram.
+  [[nodiscard]] std::string latency_metrics() const;
+  // How long the most stalled shard has had work queued without making progress (0 = none): a
+  // shard thread that stops turning shows here long before clients time out (/readyz).
+  [[nodiscard]] std::uint64_t stalled_ns() const;
 
  private:
   friend class shard;

@@ -91,13 +91,39 @@ shard_stats shard::snapshot() const noexcept {
           .delegate_dropped = _delegate_dropped.load(std::memory_order_relaxed),
           .webhooks = _webhooks.load(std::memory_order_relaxed),
           .filtered = _filtered.load(std::memory_order_relaxed),
-          .delegate_pending = _delegate_pending.load(std::memory_order_relaxed)};
+          .delegate_pending = _delegate_pending.load(std::memory_order_relaxed),
+          .queue_depth = [this] {
+            std::uint64_t n = 0;
+            for (const auto& q : _inbound) n += q->approx_size();
+            return n;
+          }()};
+}
+
+std::uint64_t shard::stalled_ns(std::uint64_t now_ns) const noexcept {
+  const std::uint64_t last = _progress_ns.load(std::memory_order_relaxed);
+  if (last == 0 || now_ns <= last) return 0;
+  const bool queued = std::ranges::any_of(_inbound, [](const auto& q) { return q->approx_size() > 0; });
+  return queued ? now_ns - last : 0;
 }
 
 // Pops and handles queued commands (bounded per queue per call) and applies log completions;
 // hands output over every `flush_every` commands. True if anything was done.
+namespace {
+std::uint64_t steady_ns() {
+  return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                        std::chrono::steady_clock::now().time_since_epoch())
+                                        .count());
+}
+std::uint64_t wall_ns() {
+  return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                        std::chrono::system_clock::now().time_since_epoch())
+                                        .count());
+}
+}  // namespace
+
 bool shard::drain_inputs() {
   constexpr int flush_every = 16;  // commands between hand-overs under sustained load
+  _progress_ns.store(steady_ns(), std::memory_order_relaxed);
   bool worked = finish_opens();
   worked |= finish_durable();
   worked |= finish_delegates();
@@ -126,6 +152,7 @@ bool shard::step() {
   submit_durable();
   flush_dirty();
   if (auto* hooks = _owner.options().hooks; hooks != nullptr && worked) hooks->idle(_index);
+  if (!has_work()) _progress_ns.store(0, std::memory_order_relaxed);  // idle: not stalled
   return worked;
 }
 
@@ -146,6 +173,7 @@ void shard::run(std::stop_token st) {
     // A batch the log refused (overloaded) and routed events a full queue refused are retried
     // without sleeping.
     if (empty && _building.items.empty() && _route_overflow.empty() && !(st.stop_requested() && durable_idle)) {
+      _progress_ns.store(0, std::memory_order_relaxed);  // asleep: not stalled
       _wake.wait(seen, std::memory_order_seq_cst);
     } else if (!_building.items.empty() || !_route_overflow.empty()) {
       std::this_thread::yield();
@@ -457,6 +485,10 @@ void shard::rebuild_matches(channel_state& ch) {
 void shard::deliver(channel_state& ch, std::uint64_t seq, std::uint64_t time_ns, std::string_view payload) {
   const auto& opts = _owner.options();
   if (ch.generation != _generation) rebuild_matches(ch);
+  if (!ch.matches.empty() && (++_latency_sample & 63) == 0) {
+    const std::uint64_t now = wall_ns();
+    _latency.observe(now > time_ns ? static_cast<double>(now - time_ns) / 1e9 : 0.0);
+  }
   std::size_t delivered = 0;
   for (subscriber* s : ch.matches) {
     if (s->filter && !s->filter->matches(payload, _cx)) {

@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "broker/common/counter.h"
+#include "broker/common/histogram.h"
 #include "broker/common/spsc_queue.h"
 #include "broker/common/string_map.h"
 #include "broker/router/router.h"
@@ -58,6 +59,9 @@ class shard {
   // Inline mode, consumer thread: nothing queued, nothing waiting for the log, no output.
   [[nodiscard]] bool quiescent() const noexcept;
   [[nodiscard]] shard_stats snapshot() const noexcept;
+  [[nodiscard]] const common::histogram<common::latency_bounds_s.size()>& latency() const noexcept { return _latency; }
+  // Steady-clock ns the shard has had queued work without progress (0 = none), as of `now_ns`.
+  [[nodiscard]] std::uint64_t stalled_ns(std::uint64_t now_ns) const noexcept;
   // Before start(), with more than one shard: the producer this shard submits routed events with.
   void set_peer_producer(router::producer* p) noexcept { _peer = p; }
 
@@ -282,6 +286,9 @@ class shard {
   std::atomic<std::uint64_t> _subscription_count{0};
   std::atomic<std::uint64_t> _expired{0};
   std::atomic<std::uint64_t> _durable_open{0};
+  common::histogram<common::latency_bounds_s.size()> _latency{common::latency_bounds_s};  // shard thread
+  std::uint32_t _latency_sample = 0;
+  std::atomic<std::uint64_t> _progress_ns{0};  // steady clock at the last drain that found work or none
   std::atomic<std::uint64_t> _pipeline_rejected{0}, _routed{0}, _route_refused{0}, _parent_deliveries{0},
       _delegated{0}, _delegate_dropped{0}, _webhooks{0}, _filtered{0}, _delegate_pending{0};
 };

@@ -423,6 +423,13 @@ void broker_control::expire_idle_channels() {
 }
 
 std::expected<void, admin::api_error> broker_control::readiness() const {
+  // A router shard with work queued that has not turned for this long is stuck: not ready.
+  constexpr std::uint64_t stall_limit_ns = 5'000'000'000;
+  if (const auto stalled = _p.rt.stalled_ns(); stalled > stall_limit_ns) {
+    return std::unexpected(admin::api_error{
+        503, "router_stalled",
+        fmt::format("a router shard has had work queued without progress for {} ms", stalled / 1'000'000)});
+  }
   const auto h = _p.st.current_health();
   switch (h.state) {
     case store::health_state::ok: return {};
@@ -483,11 +490,18 @@ std::string broker_control::metrics() {
   counter("pipeline_delegate_pending", "Events waiting for a delegate's answer.", r.delegate_pending, "gauge");
   counter("pipeline_webhook_events_total", "Events handed to the webhook stage.", r.webhooks);
   counter("subscriber_filtered_total", "Events a subscriber's filter kept from it.", r.filtered);
+  std::string depth = "# HELP switchboard_shard_queue_depth Commands waiting in a router shard's inbound queues.\n"
+                      "# TYPE switchboard_shard_queue_depth gauge\n";
   out += "# HELP switchboard_shard_channels Channels in memory per router shard.\n"
          "# TYPE switchboard_shard_channels gauge\n";
   for (unsigned shard = 0; shard < _p.rt.shards(); ++shard) {
-    out += fmt::format("switchboard_shard_channels{{shard=\"{}\"}} {}\n", shard, _p.rt.shard_snapshot(shard).channels);
+    const auto one = _p.rt.shard_snapshot(shard);
+    out += fmt::format("switchboard_shard_channels{{shard=\"{}\"}} {}\n", shard, one.channels);
+    depth += fmt::format("switchboard_shard_queue_depth{{shard=\"{}\"}} {}\n", shard, one.queue_depth);
   }
+  out += depth;
+  out += _p.rt.latency_metrics();
+  out += _p.st.commit_metrics();
   counter("subscriber_queued_events", "Events waiting in per-client queues.", t.queued_events, "gauge");
   counter("config_generation", "Generation of the channel config snapshot.", _p.registry.generation(), "gauge");
   const auto d = _p.consumers.stats();

@@ -1,5 +1,7 @@
 #include "broker/store/group_commit.h"
 
+#include <chrono>
+
 #include "broker/store/checks.h"
 
 #include <utility>
@@ -10,6 +12,15 @@ group_commit::group_commit(std::size_t max_queued_events, writer write)
     : _max_queued_events(max_queued_events), _write(std::move(write)) {}
 
 group_commit::~group_commit() { stop(); }
+
+std::string group_commit::metrics() const {
+  const common::histogram<common::size_bounds.size()>* sizes[] = {&_group_events};
+  const common::histogram<common::latency_bounds_s.size()>* writes[] = {&_write_seconds};
+  return common::histogram<common::size_bounds.size()>::render(
+             "switchboard_store_group_commit_events", "Events per group commit (one write and one WAL fsync).", sizes) +
+         common::histogram<common::latency_bounds_s.size()>::render(
+             "switchboard_store_group_commit_seconds", "Time to write one group durably (WAL fsync included).", writes);
+}
 
 void group_commit::start() {
   std::lock_guard lifecycle(_lifecycle);
@@ -62,7 +73,12 @@ void group_commit::run() {
       group.swap(_queue);
       _queued_events = 0;
     }
+    std::size_t events = 0;
+    for (const pending_append& p : group) events += p.batch.size();
+    const auto t0 = std::chrono::steady_clock::now();
     const std::expected<void, error> result = _write(group);
+    _write_seconds.observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    _group_events.observe(static_cast<double>(events));
     for (pending_append& p : group) p.done(result);
     group.clear();
   }

@@ -4,6 +4,8 @@
 // per fsync is what makes hundreds of thousands of acknowledged events per second possible.
 #pragma once
 
+#include "broker/common/histogram.h"
+
 #include "broker/store/store.h"
 
 #include <condition_variable>
@@ -46,6 +48,8 @@ class group_commit {
   void stop();
   [[nodiscard]] std::expected<void, error> submit(std::vector<append_request>&& batch,
                                                   append_completion&& done);
+  // Prometheus histograms of the groups written so far: events per group, seconds per write.
+  [[nodiscard]] std::string metrics() const;
 
  private:
   enum class state : std::uint8_t { idle, running, stopped };
@@ -62,6 +66,10 @@ class group_commit {
   state _state = state::idle;
   std::vector<pending_append> _queue;
   std::size_t _queued_events = 0;
+
+  // Written by the store thread only.
+  common::histogram<common::size_bounds.size()> _group_events{common::size_bounds};
+  common::histogram<common::latency_bounds_s.size()> _write_seconds{common::latency_bounds_s};
 };
 
 }  // namespace switchboard::store::detail

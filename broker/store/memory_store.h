@@ -61,6 +61,7 @@ class memory_store final : public store {
   [[nodiscard]] std::expected<std::uint64_t, error> wipe(std::uint64_t channel_id) override;
   // Always ok: memory has no disk to fill or damage (allocation failure ends the process).
   [[nodiscard]] health current_health() const override { return {}; }
+  [[nodiscard]] std::string commit_metrics() const override { return _commits.metrics(); }
   [[nodiscard]] const recovery_report& recovery() const override { return _no_recovery; }
 
  private:

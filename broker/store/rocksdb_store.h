@@ -96,6 +96,7 @@ class rocksdb_store final : public store {
                                                          std::uint64_t now_ns) override;
   [[nodiscard]] std::expected<std::uint64_t, error> wipe(std::uint64_t channel_id) override;
   [[nodiscard]] health current_health() const override;
+  [[nodiscard]] std::string commit_metrics() const override { return _commits.metrics(); }
   [[nodiscard]] const recovery_report& recovery() const override { return _recovery; }
 
  private:

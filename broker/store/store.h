@@ -284,6 +284,8 @@ class store {
   // --- health ---
   // The store's current health (see health_state). Cheap (a mutex and a string copy); any thread.
   [[nodiscard]] virtual health current_health() const = 0;
+  // Prometheus histograms of the group commits (events per group, seconds per durable write).
+  [[nodiscard]] virtual std::string commit_metrics() const = 0;
   // What opening with wal_recovery::recover found; `recovered` is false when nothing was lost or
   // recovery was not asked for. Fixed after open.
   [[nodiscard]] virtual const recovery_report& recovery() const = 0;
