@@ -76,7 +76,19 @@ po::options_description describe(options& o) {
       ("media-volatile-params", po::value(&o.media_volatile_params)->default_value(o.media_volatile_params),
        "query parameters left out of media ids (comma list, case-insensitive): signatures, expiries")
       ("media-fetch-timeout-ms", po::value(&o.media_fetch_timeout_ms)->default_value(o.media_fetch_timeout_ms),
-       "whole origin fetch timeout for media (ms)");
+       "whole origin fetch timeout for media (ms)")
+      ("cors-origins", po::value(&o.cors_origins)->default_value(o.cors_origins),
+       "origins allowed to read GET /v1/stream across origins (comma list, or *)")
+      ("sse-heartbeat-ms", po::value(&o.sse_heartbeat_ms)->default_value(o.sse_heartbeat_ms),
+       "heartbeat comment on every Server-Sent Events stream this often (ms)")
+      ("sse-retry-ms", po::value(&o.sse_retry_ms)->default_value(o.sse_retry_ms),
+       "retry: hint sent to Server-Sent Events clients (ms)")
+      ("sse-ticket-ttl-s", po::value(&o.sse_ticket_ttl_s)->default_value(o.sse_ticket_ttl_s),
+       "lifetime of stream tickets (s)")
+      ("sse-max-streams", po::value(&o.sse_max_streams)->default_value(o.sse_max_streams),
+       "Server-Sent Events streams open at most")
+      ("sse-queue-bytes", po::value(&o.sse_queue_bytes)->default_value(o.sse_queue_bytes),
+       "bytes a stream may have waiting for its client before it is closed as slow");
   return d;
 }
 

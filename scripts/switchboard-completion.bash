@@ -10,7 +10,7 @@ _switchboard_cli() {
     cur="${COMP_WORDS[COMP_CWORD]}"; prev="${COMP_WORDS[COMP_CWORD-1]}"; words=("${COMP_WORDS[@]}"); cword=$COMP_CWORD
   fi
   local global="--url --admin-url --token --connect-timeout --help --version"
-  local commands="pub sub channels subscriptions history dead-letters"
+  local commands="pub sub tail channels subscriptions history dead-letters"
   local command="" i
   for ((i = 1; i < cword; i++)); do
     case "${words[i]}" in
@@ -31,6 +31,7 @@ _switchboard_cli() {
   case "$command" in
     pub) COMPREPLY=($(compgen -W "--count --help" -- "$cur")) ;;
     sub) COMPREPLY=($(compgen -W "--count --timeout --durable --ack --start --help" -- "$cur")) ;;
+    tail) COMPREPLY=($(compgen -W "--count --filter --help" -- "$cur")) ;;
     channels) COMPREPLY=($(compgen -W "list get put patch delete --help" -- "$cur")) ;;
     subscriptions) COMPREPLY=($(compgen -W "list get create delete --help" -- "$cur")) ;;
     history) COMPREPLY=($(compgen -W "--from-seq --limit --help" -- "$cur")) ;;

@@ -155,7 +155,11 @@ http_response no_content() {
 std::expected<matched_route, http_response> match(const http_request& req, const std::vector<stream_route>& streams) {
   std::string_view raw = req.path();
   for (const stream_route& s : streams) {
-    if (raw == s.path) return matched_route{route::stream, {}, {"GET"}, &s};
+    if (raw == s.path) {
+      return matched_route{route::stream, {}, s.browser_auth ? std::vector<std::string_view>{"GET", "OPTIONS"}
+                                                             : std::vector<std::string_view>{"GET"},
+                           &s};
+    }
   }
   std::vector<std::string> seg;
   if (raw.empty() || raw.front() != '/') return std::unexpected(fail(req, 404, "not_found", "no such endpoint"));
@@ -494,6 +498,31 @@ http_response admin_api::run_module(const http_request& req, const route_module&
   return std::move(*r);
 }
 
+http_response admin_api::open_browser_stream(const http_request& req, const stream_route& route) const {
+  static const auth::principal nobody{.name = "unauthenticated", .tenant = ""};
+  std::optional<auth::principal> who;
+  if (req.method != "OPTIONS") {
+    if (!req.header("Authorization").empty()) {
+      auto found = authenticate(req, _tokens);
+      if (!found) return std::move(found.error());
+      who = std::move(*found);
+    } else if (const auto token = req.query("token")) {
+      if (_tokens.open()) {
+        who = auth::anonymous_principal();
+      } else if (auto found = _tokens.authenticate(*token)) {
+        who = std::move(*found);
+      } else {
+        return fail(req, 401, "unauthorized", "invalid token");
+      }
+    } else if (_tokens.open()) {
+      who = auth::anonymous_principal();
+    }
+  }
+  auto r = route.open(stream_request{req, who ? *who : nobody, who.has_value()});
+  if (!r) return fail(req, r.error());
+  return std::move(*r);
+}
+
 std::optional<http_response> admin_api::handle_on_io(const http_request& req) const {
   if (is_health_probe(req)) return health();
   const route_module* m = find_module(req);
@@ -562,6 +591,7 @@ http_response admin_api::dispatch(const http_request& req) const {
     default:
       break;
   }
+  if (m->which == route::stream && m->stream->browser_auth) return open_browser_stream(req, *m->stream);
   auto who = authenticate(req, _tokens);
   if (!who) return std::move(who.error());
   switch (m->which) {

@@ -46,6 +46,9 @@ class admin_api {
   // The module whose prefix matches the path of `req`, or null.
   const route_module* find_module(const http_request& req) const;
   http_response run_module(const http_request& req, const route_module& m) const;
+  // A stream_route with browser_auth: authenticates from the header, a `token` query parameter, or
+  // not at all (see stream_route.h), then opens it.
+  http_response open_browser_stream(const http_request& req, const stream_route& route) const;
 
   const auth::token_table _tokens;  // immutable copy
   control& _ctl;

@@ -49,6 +49,8 @@ struct http_request {
   std::string target;  // path and query as sent (not percent-decoded)
   http_fields headers;
   std::string body;
+  // The client's address, "IP:PORT" ("[IPv6]:PORT"), for logs; "" when unknown (direct calls).
+  std::string peer;
 
   // The value of the first header named `name` (ASCII case-insensitive), or "" when absent.
   [[nodiscard]] std::string_view header(std::string_view name) const;

@@ -129,6 +129,7 @@ class connection : public std::enable_shared_from_this<connection> {
     // a small body would wait for the ACK of the head (delayed ACK: ~40 ms per request).
     error_code ignored;
     _stream.socket().set_option(tcp::no_delay(true), ignored);
+    if (const auto ep = _stream.socket().remote_endpoint(ignored); !ignored) _peer = describe(ep);
     net::dispatch(_strand, [self = shared_from_this()] {
       self->_stream.expires_after(self->_core.opts.header_timeout);  // first request: from accept
       self->read_header();
@@ -266,6 +267,7 @@ class connection : public std::enable_shared_from_this<connection> {
     req.target = std::string(msg.target());
     for (const auto& f : msg) req.headers.emplace_back(std::string(f.name_string()), std::string(f.value()));
     req.body = std::move(msg.body());
+    req.peer = _peer;
     if (auto r = _core.on_io(req)) return respond(std::move(*r));
     if (_core.stopping) return respond_and_close(error_response(503, "shutting_down", "the broker is stopping"));
     _phase = phase::worker;
@@ -503,6 +505,7 @@ class connection : public std::enable_shared_from_this<connection> {
   std::optional<http::response<http::string_body>> _res;
   // Streaming.
   std::shared_ptr<response_stream> _body_stream;
+  std::string _peer;  // "IP:PORT" of the client, set at start()
   std::optional<http::response<http::empty_body>> _stream_head;
   std::optional<http::response_serializer<http::empty_body>> _head_serializer;
   bool _chunked = true;

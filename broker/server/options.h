@@ -91,6 +91,21 @@ struct options {
   // Whole origin fetch (connect included) in milliseconds; slower is 504 timeout. Each fetch holds
   // one of the media resolve threads meanwhile.
   std::uint32_t media_fetch_timeout_ms = 30'000;
+
+  // --- event proxy (docs/STREAMING.md): GET /v1/stream Server-Sent Events on the admin port ---
+  // Origins (comma list, exact "https://host[:port]", or "*") whose pages may read streams across
+  // origins (Access-Control-Allow-Origin). Empty: none, only same-origin pages and non-browsers.
+  std::string cors_origins;
+  // A `: hb` comment on every stream this often (ms); keeps proxies from closing idle streams.
+  std::uint32_t sse_heartbeat_ms = 15'000;
+  // The `retry:` hint (ms): how long a browser waits before reconnecting a dropped stream.
+  std::uint32_t sse_retry_ms = 3'000;
+  // Lifetime of a stream ticket (POST /v1/stream/tickets), in seconds.
+  std::uint32_t sse_ticket_ttl_s = 60;
+  // Streams open at most (503 too_many_streams beyond).
+  std::size_t sse_max_streams = 10'000;
+  // Bytes one stream may have waiting for its client before it is closed as slow.
+  std::size_t sse_queue_bytes = std::size_t{1} << 20;
 };
 
 }  // namespace switchboard::server

@@ -20,6 +20,7 @@
 #include "broker/router/router.h"
 #include "broker/router/topic.h"
 #include "broker/server/broker_control.h"
+#include "broker/event_proxy/event_proxy.h"
 #include "broker/server/channel_pipelines.h"
 #include "broker/server/info_api.h"
 #include "broker/server/media_layer.h"
@@ -140,6 +141,7 @@ struct server::impl {
   std::unique_ptr<system_publisher> system_events;  // media.* on system.media; uses control
   std::unique_ptr<media_layer> media;               // its routes are the admin server's: outlives it
   std::unique_ptr<info_api> info;  // /v1/info and process metrics: outlives the admin server
+  std::unique_ptr<event_proxy::event_proxy> events;  // GET /v1/stream: outlives the admin server
   std::unique_ptr<admin::admin_server> admin;
   auth::token_table tokens;
   std::jthread retention;
@@ -356,7 +358,29 @@ std::expected<std::unique_ptr<server>, start_error> server::start(const options&
     webhooks.metrics = [sinks = p->sinks.get()] { return sinks->metrics(); };
     modules.push_back(std::move(webhooks));
   }
-  auto admin = admin::admin_server::start(ao, p->tokens, *p->control, {}, std::move(modules));
+  std::vector<admin::stream_route> streams;
+  {
+    event_proxy::proxy_options eo;
+    eo.endpoint = p->tp->endpoint();
+    eo.token = opts.admin_token;
+    for (std::string_view rest = opts.cors_origins; !rest.empty();) {
+      const std::size_t comma = rest.find(',');
+      std::string_view origin = rest.substr(0, comma);
+      while (!origin.empty() && origin.front() == ' ') origin.remove_prefix(1);
+      while (!origin.empty() && origin.back() == ' ') origin.remove_suffix(1);
+      if (!origin.empty()) eo.cors_origins.emplace_back(origin);
+      rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+    }
+    eo.heartbeat = std::chrono::milliseconds(std::max<std::uint32_t>(opts.sse_heartbeat_ms, 100));
+    eo.retry = std::chrono::milliseconds(opts.sse_retry_ms);
+    eo.ticket_ttl = std::chrono::seconds(opts.sse_ticket_ttl_s);
+    eo.max_streams = opts.sse_max_streams;
+    eo.stream_queue_bytes = std::max<std::size_t>(opts.sse_queue_bytes, 4096);
+    p->events = event_proxy::event_proxy::create(std::move(eo), *p->control);
+    streams.push_back(p->events->stream_route());
+    modules.push_back(p->events->tickets_module());
+  }
+  auto admin = admin::admin_server::start(ao, p->tokens, *p->control, std::move(streams), std::move(modules));
   if (!admin) {
     auto s = std::unique_ptr<server>(new server(std::move(p)));
     s->stop();
@@ -411,6 +435,7 @@ void server::stop() {
   }
   if (_impl->media) _impl->media->stop();  // running media resolves end (fetches cut short)
   if (_impl->admin) _impl->admin->stop();  // no new HTTP requests
+  if (_impl->events) _impl->events->stop();  // SSE streams end, its internal client closes
   if (_impl->system_events) _impl->system_events->stop();  // publishes what is queued
   _impl->tp->stop_accepting();             // no new work reaches the router
   _impl->rt->stop();                       // shards finish what they were given (and its log writes)

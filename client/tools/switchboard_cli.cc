@@ -52,6 +52,7 @@
 #include <switchboard/protocol.h>
 
 #include "cli_common.h"
+#include "client/cloudevent/cloudevent.h"
 
 namespace po = boost::program_options;
 using namespace switchboard::cli;
@@ -349,11 +350,72 @@ int run_sub(const global_options& g, const std::vector<std::string>& args) {
   return 0;
 }
 
+// `tail PATTERN`: the same view as the broker's GET /v1/stream (docs/STREAMING.md), over the
+// ZeroMQ protocol: one CloudEvents JSON line per event, formatted by the code the SSE proxy uses.
+int run_tail(const global_options& g, const std::vector<std::string>& args) {
+  po::options_description desc("tail options");
+  desc.add_options()("count,n", po::value<long>()->default_value(0), "exit after N events (0 = never)")(
+      "filter", po::value<std::string>(), "only events whose JSON payload matches (docs/PIPELINE.md)");
+  po::options_description hidden;
+  hidden.add_options()("pattern", po::value<std::string>());
+  po::options_description all;
+  all.add(desc).add(hidden);
+  po::positional_options_description pos;
+  pos.add("pattern", 1);
+  po::variables_map vm;
+  try {
+    po::store(po::command_line_parser(args).options(all).positional(pos).style(flag_style).run(), vm);
+    po::notify(vm);
+  } catch (const po::error& e) {
+    throw usage_error{std::string("tail: ") + e.what()};
+  }
+  if (!vm.count("pattern")) throw usage_error{"tail: missing PATTERN"};
+  const long count = vm["count"].as<long>();
+  if (count < 0) throw usage_error{"tail: --count must be >= 0"};
+  const std::string pattern = vm["pattern"].as<std::string>();
+  switchboard::subscribe_options sub_options;
+  sub_options.slow_consumer = "disconnect";  // a loss ends the tail with an error, never a silent gap
+  if (vm.count("filter")) {
+    const std::string filter = vm["filter"].as<std::string>();
+    const auto first = filter.find_first_not_of(" \t\r\n");
+    if (first == std::string::npos || filter[first] != '{') throw usage_error{"tail: --filter must be a JSON object"};
+    sub_options.extra_json = "\"filter\":" + filter;
+  }
+  auto c = connect(g);
+  if (!c) return c.error();
+  auto& client = *c;
+  auto sub = client->subscribe(pattern, nullptr, sub_options);
+  if (!sub) {
+    const auto& e = sub.error();
+    if (e.code == switchboard::errc::rejected) return fail(cat("tail ", pattern, ": ", e.broker_code, " (", e.message, ")"));
+    return fail(cat("tail ", pattern, ": ", e.message));
+  }
+  long received = 0;
+  while (count == 0 || received < count) {
+    auto m = (*sub)->next(std::chrono::milliseconds(500));
+    if (!m) {
+      const auto& e = m.error();
+      return fail(cat("subscription ended: ", (e.broker_code.empty() ? "" : e.broker_code + ": "), e.message));
+    }
+    if (!*m) continue;
+    const auto& ev = **m;
+    std::string line = switchboard::cloudevent::format_event(ev.channel, ev.epoch, ev.seq, ev.time_ns, ev.payload);
+    line += '\n';
+    std::fwrite(line.data(), 1, line.size(), stdout);
+    std::fflush(stdout);
+    ++received;
+  }
+  (*sub)->unsubscribe();
+  client->close();
+  return 0;
+}
+
 const char* usage_text =
     "usage: switchboard-cli [--url U] [--admin-url A] [--token T] [--connect-timeout S] [--json] COMMAND ...\n"
     "  pub TOPIC [PAYLOAD|-] [--count N]             publish (PAYLOAD '-' = stdin) and wait for the answers\n"
     "  sub PATTERN [--count N] [--timeout S]         print events (JSON lines when piped or --json)\n"
     "      [--durable NAME [--ack none|at_least_once] [--start new|all|seq:N|time:T]] [--filter JSON]\n"
+    "  tail PATTERN [--count N] [--filter JSON]      print events as CloudEvents JSON lines (as GET /v1/stream)\n"
     "  channels list | get NAME | delete NAME        channel configs and stats (admin API)\n"
     "  channels put|patch NAME JSON|-                set a channel or pattern config\n"
     "  subscriptions list | get NAME | delete NAME   durable subscriptions\n"
@@ -379,6 +441,12 @@ const std::map<std::string, std::string> command_help = {
      "arrived after S seconds. --durable NAME attaches to (or creates) a durable subscription and\n"
      "acknowledges each event after printing it; a new one is created with --ack (default none: no\n"
      "redelivery; use at_least_once for acknowledged delivery) and --start (default new).\n"},
+    {"tail",
+     "usage: switchboard-cli [GLOBAL OPTIONS] tail PATTERN [--count N] [--filter JSON]\n"
+     "Prints one CloudEvents 1.0 JSON line per event matching PATTERN, exactly as the broker's\n"
+     "Server-Sent Events stream (GET /v1/stream, docs/STREAMING.md) carries it in each data: line;\n"
+     "its id is the event's position CHANNEL@EPOCH:SEQ. Uses the ZeroMQ protocol (--url, --token).\n"
+     "--count N exits after N events. Exit 1: refused (forbidden, invalid_pattern, invalid_options).\n"},
     {"channels",
      "usage: switchboard-cli [GLOBAL OPTIONS] channels list | get NAME | delete NAME | put NAME JSON|- | patch NAME JSON|-\n"
      "Channel and pattern configurations through the admin API (--admin-url, --token).\n"},
@@ -410,7 +478,7 @@ std::string env_or(const char* name, const std::string& fallback) {
 int main(int argc, char** argv) {
   using command_fn = std::function<int(const global_options&, const std::vector<std::string>&)>;
   const std::map<std::string, command_fn> commands = {
-      {"pub", run_pub},           {"sub", run_sub},         {"channels", run_channels},
+      {"pub", run_pub},           {"sub", run_sub},         {"tail", run_tail},         {"channels", run_channels},
       {"subscriptions", run_subscriptions}, {"history", run_history}, {"dead-letters", run_dead_letters},
       {"media", run_media}};
 
