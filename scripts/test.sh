@@ -33,7 +33,7 @@ case "$sanitize" in
       export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
     else
       build_dir=${BUILD_DIR:-build-tsan}
-      export TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1}
+      export TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1:suppressions=$root/tests/tsan.supp}
     fi ;;
   *) echo "test.sh: SANITIZE must be empty, 'address' or 'thread' (got '$sanitize')" >&2; exit 2 ;;
 esac
